@@ -1,0 +1,31 @@
+"""LSH: random Gaussian projections of centred features, the floor every learned method must beat.
+
+Charikar (STOC 2002) sign-random-projection hashing. The features are centred with the training
+mean so that bits are roughly balanced (as in the ITQ paper's LSH baseline).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hashbench.methods import HashMethod
+
+
+class LSH(HashMethod):
+    """Sign of random Gaussian projections: h(x) = W^T (x - mean), W ~ N(0, 1)."""
+
+    def __init__(self, n_bits: int = 32, random_state: int = 0):
+        self.n_bits = n_bits
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        X = self._validate_features(X, fitting=True)
+        rng = np.random.default_rng(self.random_state)
+        self.n_features_in_ = X.shape[1]
+        self.mean_ = X.mean(axis=0)
+        self.projection_ = rng.standard_normal((X.shape[1], int(self.n_bits)))
+        return self
+
+    def project(self, X):
+        X = self._validate_features(X)
+        return (X - self.mean_) @ self.projection_
