@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import hashlib
+
 import numpy as np
 
 
@@ -51,6 +53,8 @@ class Dataset:
             the split (replayed list files); None otherwise.
         source: a short description of where the data came from (path, format), stored in records.
         extra: anything a source wants to keep (class names, file paths).
+        checksum: a content checksum of the source (hex); feature caches are keyed on it so that a
+            changed copy of a dataset never reuses stale features. Empty when unknown.
     """
 
     name: str
@@ -61,6 +65,7 @@ class Dataset:
     given_split: dict[str, np.ndarray] | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
+    checksum: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,3 +73,17 @@ class Dataset:
     @property
     def multilabel(self) -> bool:
         return self.labels.ndim == 2
+
+
+def content_checksum(*arrays: np.ndarray) -> str:
+    """A 16-hex-digit sha256 of the arrays' dtypes, shapes and bytes, in order.
+
+    Two sources hold the same data exactly when their checksums match, whatever file format they
+    came from (IDX gz or raw, pickles or an in-memory array).
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]

@@ -1,0 +1,235 @@
+"""The ``hashbench`` command: run, tables, check, datasets, methods.
+
+Every error a user can cause is a ``HashbenchError``: printed as one line, exit status 2, no
+traceback. ``check`` exits 1 when a MAP fell below its reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .errors import HashbenchError, InvalidInput
+
+EPILOG = "Docs: README.md. Metric conventions: tie-aware MAP unless a table says otherwise."
+
+
+def _add_grid_args(p: argparse.ArgumentParser, need_methods: bool = True) -> None:
+    p.add_argument("--methods", default="all" if not need_methods else None, required=need_methods,
+                   help="'all', a comma list (itq,lsh) or wildcards ('ssdh*'); see `hashbench methods`")
+    p.add_argument("--dataset", required=need_methods, help="see `hashbench datasets` (e.g. digits, cifar10, "
+                   "mnist, nuswide21, features:FILE, imagefolder:DIR)")
+    p.add_argument("--data-root", help="folder holding the dataset's files")
+    p.add_argument("--download", action="store_true", help="download the dataset where torchvision can")
+    p.add_argument("--protocol", help="split protocol (default: the dataset's own; 'generic', 'given')")
+    p.add_argument("--features", dest="representation",
+                   help="representation for vector methods: pixels, gist, cnn:alexnet, cnn:vgg16 "
+                   "(default: pixels for digits/mnist, gist for cifar10)")
+    p.add_argument("--weights", help="pretrained backbone weights file (state_dict .pth) for cnn:* and end2end")
+    p.add_argument("--track", choices=["features", "end2end"],
+                   help="deep methods: train hash layers on features (fast, CPU) or end to end on images")
+    p.add_argument("--bits", default="16,32,64", help="code lengths, comma separated, each in 1..1024")
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0 or 0,1,2 or 0-4 (seed 0 is the default split)")
+    p.add_argument("--set", dest="params", action="append", default=[], metavar="METHOD.PARAM=VALUE",
+                   help="a method hyperparameter, e.g. --set itq.n_iter=20 (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU), cpu or cuda")
+    p.add_argument("--out", default="runs", help="output folder: DIR/<dataset>/{map.csv,map.md,results.csv,records/}")
+    p.add_argument("--cache-dir", help="feature cache (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
+    p.add_argument("--force", action="store_true", help="re-run cells that already have a record")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hashbench", description="Benchmark learning-to-hash methods for image "
+                                     "retrieval with exact, reproducible MAP.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"hashbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run methods on a dataset and write tables", epilog=EPILOG)
+    _add_grid_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tables", help="rebuild tables from the records under --out")
+    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
+    p.add_argument("--dataset", help="only this dataset's folder")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("check", help="exit 1 when a MAP falls below a reference (for CI)")
+    p.add_argument("--reference", required=True, help="CSV with columns dataset,method,bits,map[,seeds,protocol,"
+                   "representation,track]")
+    p.add_argument("--tolerance", type=float, default=0.01, help="allowed drop below the reference (default 0.01)")
+    p.add_argument("--write", action="store_true", help="run --dataset/--methods/--bits and write their MAP as the "
+                   "reference instead of checking")
+    _add_grid_args(p, need_methods=False)
+    p.set_defaults(func=cmd_check, out="runs/check")
+
+    p = sub.add_parser("datasets", help="list datasets and how to get each")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("methods", help="list registered methods")
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'ssdh*'")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def _run_config(args):
+    from .runner import RunConfig, parse_bits, parse_params, parse_seeds
+
+    return RunConfig(
+        dataset=args.dataset, methods=[m for m in (args.methods or "all").split(",")],
+        bits=parse_bits(args.bits), seeds=parse_seeds(args.seeds), data_root=args.data_root,
+        download=args.download, protocol=args.protocol, representation=args.representation, weights=args.weights,
+        track=args.track, params=parse_params(args.params), device=args.device, out=args.out, force=args.force,
+        cache_dir=args.cache_dir, progress=not args.no_progress,
+    )
+
+
+def _command_line(argv) -> str:
+    return "hashbench " + shlex.join(argv)
+
+
+def cmd_run(args, argv) -> int:
+    from .runner import dataset_dirname, run_grid
+    from .tables import pivot, records_to_frame, to_markdown, write_tables
+
+    cfg = _run_config(args)
+    records = run_grid(cfg)
+    df = records_to_frame(records)
+    out_dir = Path(cfg.out) / dataset_dirname(cfg.dataset)
+    paths = write_tables(df, out_dir, title=f"{cfg.dataset}: hashing methods compared", command=_command_line(argv))
+    print(to_markdown(pivot(df, "map", ".4f")))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_tables(args, argv) -> int:
+    from .tables import load_frame, write_tables
+
+    root = Path(args.out)
+    folders = [root / args.dataset] if args.dataset else sorted(p.parent for p in root.glob("*/records"))
+    if not folders or not any((f / "records").is_dir() for f in folders):
+        raise InvalidInput(f"no records under {root}; run `hashbench run --out {root} ...` first")
+    for folder in folders:
+        df = load_frame(folder / "records")
+        if df.empty:
+            continue
+        paths = write_tables(df, folder, title=f"{folder.name}: hashing methods compared",
+                             command=_command_line(argv))
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _read_reference(path: str) -> pd.DataFrame:
+    try:
+        ref = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InvalidInput(f"reference file {path} does not exist; create one with `hashbench check --reference "
+                           f"{path} --write --dataset digits --methods lsh,itq --bits 16,32,64`") from None
+    except Exception as exc:
+        raise InvalidInput(f"reference file {path} is not a readable CSV ({exc})") from None
+    missing = {"dataset", "method", "bits", "map"} - set(ref.columns)
+    if missing:
+        raise InvalidInput(f"reference file {path} lacks column(s) {', '.join(sorted(missing))}; "
+                           "expected dataset,method,bits,map")
+    return ref
+
+
+def cmd_check(args, argv) -> int:
+    from .runner import parse_bits, run_grid
+    from .tables import mean_map, records_to_frame
+
+    if args.write:
+        if not args.dataset:
+            raise InvalidInput("check --write needs --dataset (and --methods, --bits) to know what to run")
+        cfg = _run_config(args)
+        df = mean_map(records_to_frame(run_grid(cfg)))
+        df = df.rename(columns={"n_bits": "bits"})
+        df["seeds"] = ",".join(map(str, cfg.seeds))
+        for key in ("protocol", "representation", "track"):
+            df[key] = getattr(args, key, None) or ""
+        from .records import atomic_write_text
+
+        atomic_write_text(args.reference, df[["dataset", "method", "bits", "map", "seeds", "protocol",
+                                              "representation", "track"]].to_csv(index=False, float_format="%.6f"))
+        print(f"wrote reference {args.reference} ({len(df)} rows)")
+        return 0
+
+    ref = _read_reference(args.reference)
+    for col in ("seeds", "protocol", "representation", "track"):
+        if col not in ref:
+            ref[col] = ""
+    ref = ref.fillna("")
+    rows = []
+    group_cols = ["dataset", "seeds", "protocol", "representation", "track"]
+    for (dataset, seeds, protocol, representation, track), group in ref.groupby(group_cols, sort=False):
+        args.dataset = dataset
+        args.methods = ",".join(dict.fromkeys(group["method"]))
+        args.bits = ",".join(str(b) for b in sorted(set(group["bits"].astype(int))))
+        args.seeds = str(seeds) if str(seeds) else "0"
+        args.protocol = protocol or None
+        args.representation = representation or None
+        args.track = track or None
+        parse_bits(args.bits)
+        got = mean_map(records_to_frame(run_grid(_run_config(args))))
+        got = {(r.method, int(r.n_bits)): r.map for r in got.itertuples()}
+        for r in group.itertuples():
+            ours = got.get((r.method, int(r.bits)))
+            delta = None if ours is None else ours - float(r.map)
+            failed = ours is None or delta < -args.tolerance
+            rows.append({"dataset": dataset, "method": r.method, "bits": int(r.bits), "reference": float(r.map),
+                         "ours": ours, "delta": delta, "status": "DROP" if failed else "ok"})
+    report = pd.DataFrame(rows)
+    print(report.to_markdown(index=False, floatfmt=".4f"))
+    drops = report[report["status"] != "ok"]
+    if len(drops):
+        print(f"\n{len(drops)} of {len(report)} MAP value(s) fell more than {args.tolerance} below {args.reference}")
+        return 1
+    print(f"\nall {len(report)} MAP values within {args.tolerance} of {args.reference} or above")
+    return 0
+
+
+def cmd_datasets(args, argv) -> int:
+    from .datasets import describe_datasets
+
+    rows = [{"dataset": k, "what and how to get it": v} for k, v in describe_datasets().items()]
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    return 0
+
+
+def cmd_methods(args, argv) -> int:
+    from .methods import get_method, list_methods
+
+    rows = []
+    for name in list_methods(args.pattern):
+        try:
+            cls = get_method(name)
+            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            inp = "images" if cls.input == "images" else ("features or images" if cls.deep else "features")
+        except Exception as exc:  # a broken third-party entry point should not hide the others
+            doc, inp = f"(cannot load: {exc})", "?"
+        rows.append({"method": name, "input": inp, "description": doc})
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args, argv) or 0)
+    except HashbenchError as exc:
+        print(f"hashbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hashbench: interrupted; finished cells are kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Hash networks shared by the deep methods: a body producing features, then Linear -> tanh.
+
+:class:`HashNet` is ``u = tanh(scale * (W body(x) + c))`` with ``W`` the hash layer (the papers'
+fc8, 4096 -> K on the end-to-end track). ``scale`` is 1 for SSDH; GA anneals it
+(u = tanh(beta f(x)), METHODS.md 9.1). Binary codes are sign(u) = sign(W body(x) + c), bit = (u >= 0).
+
+Two bodies:
+
+- end-to-end track (:func:`end2end_net`): ``hashbench.features.cnn.fc7_backbone(arch, weights)``,
+  conv1 .. fc7 after ReLU of a torchvision AlexNet / VGG16 (dropout on fc6/fc7 in train mode, as in
+  SSDH's and GA's networks). Input: float NCHW 224x224, ImageNet-normalised
+  (``imagenet_preprocess``).
+- features track (:func:`feature_net`): the training set's standardisation (stored as buffers, so
+  the net is self-contained), then ``Linear(d, hidden) -> ReLU -> Dropout(p)``. It stands in for the
+  trainable fc6/fc7 of the end-to-end network on top of a frozen representation. Default
+  hidden = 1024 and p = 0.1: enough capacity for 4096-d fc7 features and 512-d GIST, small enough
+  to train in about a minute on a CPU; the light dropout regularises without the noise of the
+  end-to-end track's 0.5 (features are not augmented, so one hidden layer is all the network
+  learns). ``hidden=0`` gives the linear head ``tanh(W x + c)`` alone, i.e. the end-to-end
+  network with a frozen backbone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import InvalidInput
+
+
+class Standardize(nn.Module):
+    """x -> (x - mean) / scale with mean and scale fixed at construction (saved in the state dict)."""
+
+    def __init__(self, mean: np.ndarray | torch.Tensor, scale: np.ndarray | torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean), dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(np.asarray(scale), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
+class HashNet(nn.Module):
+    """``body`` (any module giving (n, feat_dim)) followed by the hash layer Linear(feat_dim, n_bits).
+
+    Methods:
+        features(x): the body's output (n, feat_dim) (fc7 on the end-to-end track).
+        logits(x): W features(x) + c, pre-activation (n, n_bits).
+        forward(x, scale=1.0): tanh(scale * logits(x)), the continuous codes h in (-1, 1).
+    """
+
+    def __init__(self, body: nn.Module, feat_dim: int, n_bits: int):
+        super().__init__()
+        self.body = body
+        self.hash_layer = nn.Linear(int(feat_dim), int(n_bits))
+        self.n_bits = int(n_bits)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hash_layer(self.body(x))
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        z = self.logits(x)
+        return torch.tanh(z if scale == 1.0 else scale * z)
+
+
+def feature_net(
+    X: np.ndarray, n_bits: int, *, hidden: int = 1024, dropout: float = 0.1
+) -> HashNet:
+    """The features-track network for training features X (n, d): standardise -> [MLP] -> hash layer.
+
+    The standardisation uses X's per-dimension mean and standard deviation (constant dimensions get
+    scale 1), so features of any range (pixels in [0, 1], GIST, fc7 up to ~50) train with one
+    learning rate.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    scale = np.where(std > 1e-8, std, 1.0)
+    d = X.shape[1]
+    if int(hidden) < 0:
+        raise InvalidInput(f"hidden must be >= 0 (0 = linear hash layer), got {hidden!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise InvalidInput(f"dropout must be in [0, 1), got {dropout!r}")
+    layers: list[nn.Module] = [Standardize(mean, scale)]
+    feat_dim = d
+    if int(hidden) > 0:
+        layers += [nn.Linear(d, int(hidden)), nn.ReLU(inplace=True), nn.Dropout(float(dropout))]
+        feat_dim = int(hidden)
+    return HashNet(nn.Sequential(*layers), feat_dim, n_bits)
+
+
+def end2end_net(arch: str, n_bits: int, weights: str | None = "imagenet") -> HashNet:
+    """The end-to-end network: fc7 backbone of ``arch`` ("alexnet" | "vgg16") -> Linear(4096, n_bits) -> tanh.
+
+    ``weights``: "imagenet" (torchvision's weights, from the torch cache), a path to a state dict,
+    or None for a randomly initialised backbone (tests only; never for reported numbers).
+    """
+    from .features.cnn import fc7_backbone
+
+    return HashNet(fc7_backbone(arch, weights), 4096, n_bits)
+
+
+def preprocess_images(images: np.ndarray, size: int = 224) -> torch.Tensor:
+    """uint8 images (n, H, W, C), C in {1, 3} -> float NCHW ImageNet-normalised at ``size`` (grey -> RGB)."""
+    from .features.cnn import imagenet_preprocess
+
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return imagenet_preprocess(images, size=size)

@@ -1,0 +1,149 @@
+"""Records -> DataFrames -> CSV (for machines) and Markdown (for people).
+
+``map.csv``: one row per method (and representation / track), one column per code length named by
+the number, the mean over seeds. ``map.md``: the same with the protocol and metric convention
+stated under it, plus the index-order MAP (the MATLAB-era convention published numbers mostly
+use) and training times. ``results.csv``: every record's scores in long form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .protocols import PROTOCOLS
+from .records import Record, atomic_write_text, iter_record_paths, read_meta
+
+#: the order of the paper's comparison (Table 4), then the other registered methods.
+METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]
+ROW_KEYS = ["method", "representation", "track"]
+
+
+def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
+    """One row per record: configuration, scalar scores and timings."""
+    rows = []
+    for meta in metas:
+        if isinstance(meta, Record):
+            meta = meta.meta
+        c = meta["config"]
+        row = {
+            "dataset": c["dataset"], "protocol": c["protocol"], "representation": c["representation"],
+            "track": c["track"], "method": c["method"], "n_bits": int(c["n_bits"]), "seed": int(c["seed"]),
+            "split_checksum": c["split_checksum"], "metric_topk": c.get("metric", {}).get("topk"),
+        }
+        for k, v in meta["scores"].items():
+            if isinstance(v, float):
+                row[k] = v
+        row.update(meta.get("timings", {}))
+        row["dataset_source"] = c.get("dataset_source", "")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    df["_order"] = df["method"].map(lambda m: order.get(m, len(order)))
+    df = df.sort_values(["dataset", "_order", "method", "representation", "track", "n_bits", "seed"])
+    return df.drop(columns="_order").reset_index(drop=True)
+
+
+def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None) -> pd.DataFrame:
+    """Method rows x code-length columns (named "16", "32", ...), the mean of ``value`` over seeds."""
+    if df.empty:
+        return pd.DataFrame()
+    keys = [k for k in ROW_KEYS if df[k].nunique() > 1 or k == "method"]
+    table = df.pivot_table(index=keys, columns="n_bits", values=value, aggfunc="mean", sort=False)
+    table.columns = [str(int(c)) for c in table.columns]
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    table = table.reset_index()
+    table["_order"] = table["method"].map(lambda m: order.get(m, len(order)))
+    table = table.sort_values(["_order", *keys[1:]] if len(keys) > 1 else ["_order", "method"], kind="stable")
+    table = table.drop(columns="_order").reset_index(drop=True)
+    if fmt:
+        for col in table.columns[len(keys):]:
+            table[col] = table[col].map(lambda v: "" if pd.isna(v) else format(v, fmt))
+    return table
+
+
+def _metric_label(df: pd.DataFrame) -> str:
+    topk = df["metric_topk"].dropna().unique() if "metric_topk" in df else []
+    return f"MAP@{int(topk[0])}" if len(topk) else "MAP (whole database)"
+
+
+def describe(df: pd.DataFrame) -> list[str]:
+    """The lines stated under a table: protocol, split, metric convention, seeds, data source."""
+    lines = []
+    for proto in df["protocol"].unique():
+        p = PROTOCOLS.get(proto)
+        text = p.description if p else "the split given by the dataset's list files"
+        lines.append(f"- Protocol `{proto}`: {text}.")
+    checks = df.groupby("seed")["split_checksum"].first()
+    lines.append("- Split checksums (seed: sha256/16): " + ", ".join(f"{s}: `{c}`" for s, c in checks.items()) + ".")
+    seeds = sorted(df["seed"].unique())
+    label = _metric_label(df)
+    lines.append(
+        f"- Metric: tie-aware {label} — the exact expected AP when each group of equal Hamming distance is in "
+        "random order (McSherry & Najork 2008); relevant = sharing at least one label; a query with no relevant "
+        f"item scores AP 0 and counts. Mean over {len(seeds)} seed(s): {', '.join(map(str, seeds))}."
+    )
+    reps = ", ".join(sorted(df["representation"].unique()))
+    tracks = ", ".join(sorted(df["track"].unique()))
+    lines.append(f"- Input: representation {reps}; track {tracks}.")
+    sources = sorted(s for s in df["dataset_source"].unique() if s)
+    if sources:
+        lines.append("- Data: " + "; ".join(sources) + ".")
+    return lines
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, disablenumparse=True)
+
+
+def render_markdown(df: pd.DataFrame, title: str, command: str | None = None) -> str:
+    """The ``map.md`` text for one dataset's records."""
+    label = _metric_label(df)
+    out = [f"# {title}", "", f"Tie-aware {label}, mean over seeds:", "", to_markdown(pivot(df, "map", ".4f")), ""]
+    out += describe(df)
+    if "map_index" in df:
+        out += ["", f"{label} with ties broken by database index (stable sort; the convention of most published "
+                "code), for comparison with published numbers:", "", to_markdown(pivot(df, "map_index", ".4f"))]
+    if "map_min" in df and "map_max" in df:
+        spread = df.assign(tie_range=df["map_max"] - df["map_min"])
+        out += ["", "Range of MAP that tie order alone can produce (map_max - map_min):", "",
+                to_markdown(pivot(spread, "tie_range", ".4f"))]
+    if "train_s" in df:
+        out += ["", "Training time in seconds (mean over seeds):", "", to_markdown(pivot(df, "train_s", ".2f"))]
+    if command:
+        out += ["", f"Produced by `{command}`."]
+    return "\n".join(out) + "\n"
+
+
+def write_tables(df: pd.DataFrame, out_dir: str | Path, title: str, command: str | None = None) -> list[Path]:
+    """Write ``map.csv``, ``map.md`` and ``results.csv`` for one dataset's records (atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "map.csv", out_dir / "map.md", out_dir / "results.csv"]
+    table = pivot(df, "map")
+    atomic_write_text(paths[0], table.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(paths[1], render_markdown(df, title, command))
+    atomic_write_text(paths[2], df.to_csv(index=False, float_format="%.6f"))
+    return paths
+
+
+def load_frame(records_root: str | Path) -> pd.DataFrame:
+    """Every record below a folder, as a frame (metadata only; codes are not read)."""
+    return records_to_frame(read_meta(p) for p in iter_record_paths(records_root))
+
+
+def mean_map(df: pd.DataFrame) -> pd.DataFrame:
+    """Long form (dataset, method, n_bits, map) of means over seeds, for ``check``."""
+    if df.empty:
+        return pd.DataFrame(columns=["dataset", "method", "n_bits", "map"])
+    g = df.groupby(["dataset", "method", "n_bits"], sort=False)["map"].agg(["mean", "count"]).reset_index()
+    return g.rename(columns={"mean": "map", "count": "n_seeds"})
+
+
+def fmt_float(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
