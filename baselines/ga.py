@@ -60,6 +60,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from baselines.ssdh import SSDH, ssdh_loss
+from hashbench.errors import InvalidInput
+from hashbench.training import FitContext
+
 PairwiseLoss = Callable[[Tensor, Tensor], Tensor]
 CodeLoss = Callable[[Tensor, Tensor], Tensor]
 
@@ -135,9 +139,7 @@ def _safe_sqrt(x: Tensor) -> Tensor:
     return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
-def functional_step(
-    optimizer: torch.optim.Optimizer, params: list[Tensor], grads: list[Tensor | None]
-) -> list[Tensor]:
+def functional_step(optimizer: torch.optim.Optimizer, params: list[Tensor], grads: list[Tensor | None]) -> list[Tensor]:
     """One step of ``optimizer`` on ``params`` with gradients ``grads``, as a differentiable expression.
 
     Returns the new parameter values (tensors that keep the graph of ``grads``); the optimiser and its
@@ -160,7 +162,9 @@ def functional_step(
             continue
         group = group_of.get(id(q))
         if group is None:
-            raise ValueError("a trainable parameter is not in the optimiser; give the optimiser all trainable parameters")
+            raise ValueError(
+                "a trainable parameter is not in the optimiser; give the optimiser all trainable parameters"
+            )
         if group.get("maximize", False) or group.get("amsgrad", False):
             raise TypeError("gradient attention does not support maximize=True or amsgrad=True")
         lr = float(group["lr"])
@@ -225,10 +229,11 @@ class GradientAttention:
         code_loss_fn: optional extra loss term of the codes (U, V), not re-weighted.
         forward: optional ``forward(params_and_buffers: dict, x) -> codes`` to use instead of
             ``functional_call(model, ..., (x,))`` (e.g. to scale before tanh).
+        seed: when given, the attention net is initialised from ``torch.manual_seed(seed)`` in a forked
+            RNG, leaving the global RNG (hence later dropout masks) untouched; None: the global RNG.
 
-    The attention net is created here with the global torch RNG (seed it first), on the model's device
-    and dtype. Call :meth:`step` once per iteration; :meth:`lookahead` computes the same quantities
-    without changing anything (for tests and diagnostics).
+    The attention net lives on the model's device and dtype. Call :meth:`step` once per iteration;
+    :meth:`lookahead` computes the same quantities without changing anything (tests, diagnostics).
     """
 
     def __init__(
@@ -242,6 +247,7 @@ class GradientAttention:
         eps: float = 1e-6,
         code_loss_fn: CodeLoss | None = None,
         forward: Callable[[dict, Tensor], Tensor] | None = None,
+        seed: int | None = None,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -250,7 +256,14 @@ class GradientAttention:
         self.code_loss_fn = code_loss_fn
         self._forward = forward
         ref = next(model.parameters())
-        self.attention = AttentionNet(hidden).to(device=ref.device, dtype=ref.dtype)
+        if seed is None:
+            self.attention = AttentionNet(hidden)
+        else:
+            # A private RNG: the hash net's later dropout masks stay those of the same fit without GA.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                self.attention = AttentionNet(hidden)
+        self.attention = self.attention.to(device=ref.device, dtype=ref.dtype)
         self.attention_optimizer = torch.optim.Adam(self.attention.parameters(), lr=attention_lr)
         self.names = [n for n, q in model.named_parameters() if q.requires_grad]
         self.params = [q for q in model.parameters() if q.requires_grad]
@@ -312,9 +325,14 @@ class GradientAttention:
     def step(self, x_a: Tensor, x_b: Tensor | None, S: Tensor, loss_fn: PairwiseLoss) -> GAStep:
         """One full GA iteration: theta <- theta' (via the optimiser), then an Adam step on phi."""
         loss, la_loss, grads, alpha_a = self.lookahead(x_a, x_b, S, loss_fn)
-        attn_params = list(self.attention.parameters())
+        # Frozen attention parameters (e.g. a fixed alpha = 1/2 ablation) are left alone.
+        attn_params = [q for q in self.attention.parameters() if q.requires_grad]
         # The meta-gradient must be taken before theta is changed in place (the graph reads theta).
-        phi_grads = torch.autograd.grad(la_loss, attn_params, allow_unused=True)
+        phi_grads = (
+            torch.autograd.grad(la_loss, attn_params, allow_unused=True)
+            if attn_params and la_loss.requires_grad
+            else [None] * len(attn_params)
+        )
         for q, g in zip(self.params, grads, strict=True):
             q.grad = None if g is None else g.detach()
         self.optimizer.step()
@@ -328,3 +346,120 @@ class GradientAttention:
             lookahead_loss=float(la_loss.detach()),
             attention_spread=float((alpha_a - 0.5).abs().mean()),
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# SSDH + GA
+# ----------------------------------------------------------------------------------------------
+
+
+def ssdh_pair_loss(P: Tensor, S: Tensor, n_bits: int) -> Tensor:
+    """SSDH's loss (survey eq. 59) as a function of the inner products P = U V^T: mean |S| (P/K - S)^2.
+
+    Evaluated by :func:`baselines.ssdh.ssdh_loss` itself, with u = P and v = (m / K) I_m, so that
+    u v^T / m = P / K: one definition of the loss for SSDH and SSDH+GA.
+    """
+    m = P.shape[1]
+    return ssdh_loss(P, S, torch.eye(m, dtype=P.dtype, device=P.device) * (m / float(n_bits)))
+
+
+class SSDHGA(SSDH):
+    """SSDH trained with gradient attention (UHGA paper, Table 3 "SSDH+GA").
+
+    SSDH's similarity matrix, network, loss and optimiser (Adam; see :class:`baselines.ssdh.SSDH`),
+    with every update made by :meth:`GradientAttention.step`: the attention-weighted gradient, the
+    Adam step (replayed functionally for the look-ahead), then the attention net's Adam step.
+
+    Extra parameters: attention_lr (0.08, GA's CIFAR value), attention_hidden (100), and
+    paired_batches: True (default) pairs each batch A with a second, independently drawn batch B of
+    the same size and trains on the A x B similarity block, as GA does; False trains on A x A,
+    SSDH's own pairing (the GA step then treats U as both sides).
+    """
+
+    def __init__(
+        self,
+        n_bits: int = 32,
+        track: str = "features",
+        arch: str = "vgg16",
+        weights: str | None = "imagenet",
+        epochs: int | None = None,
+        batch_size: int = 24,
+        lr: float = 1e-3,
+        adam_eps: float | None = None,
+        alpha: float = 2.0,
+        beta: float = 2.0,
+        bins: int = 100,
+        rule: str = "paper",
+        attention_lr: float = 0.08,
+        attention_hidden: int = 100,
+        paired_batches: bool = True,
+        hidden: int = 1024,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        super().__init__(
+            n_bits=n_bits,
+            track=track,
+            arch=arch,
+            weights=weights,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            adam_eps=adam_eps,
+            alpha=alpha,
+            beta=beta,
+            bins=bins,
+            rule=rule,
+            hidden=hidden,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.attention_lr = attention_lr
+        self.attention_hidden = attention_hidden
+        self.paired_batches = paired_batches
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not float(self.attention_lr) > 0 or int(self.attention_hidden) < 1:
+            raise InvalidInput(
+                f"{type(self).__name__}: attention_lr must be > 0 and attention_hidden >= 1, "
+                f"got {self.attention_lr!r}, {self.attention_hidden!r}"
+            )
+
+    def _training_state(self, ctx: FitContext) -> dict:
+        state = super()._training_state(ctx)
+        ga = GradientAttention(
+            self.net_,
+            state["optimizer"],
+            attention_lr=float(self.attention_lr),
+            hidden=int(self.attention_hidden),
+            seed=int(self.random_state or 0),
+        )
+        ctx.extra["ga"] = ga
+        state["attention"] = ga.attention
+        state["attention_optimizer"] = ga.attention_optimizer
+        return state
+
+    def _pair_loss(self, P: Tensor, S: Tensor) -> Tensor:
+        return ssdh_pair_loss(P, S, int(self.n_bits))
+
+    def _train_step(self, ctx: FitContext, idx: Tensor) -> float:
+        i = idx.to(ctx.device)
+        if self.paired_batches:
+            perm = torch.randperm(len(ctx.train_idx), generator=ctx.generator)[: len(idx)]
+            idx_b = torch.as_tensor(ctx.train_idx)[perm]
+            S = ctx.extra["S"][i][:, idx_b.to(ctx.device)]
+            x_b = ctx.inputs(idx_b)
+        else:
+            S, x_b = ctx.extra["S"][i][:, i], None
+        return ctx.extra["ga"].step(ctx.inputs(idx), x_b, S, self._pair_loss).loss

@@ -18,12 +18,12 @@ The force update is vectorised: with A_ij = 1/2 (o_ij - N/4)/(N/4) off the diago
 sum_j f_ij = (diag(A 1) - A) P, so all pivots move in one (c, c) x (c, d) product.
 
 Distance: the paper ranks by the spherical Hamming distance d_SHD(a, b) = |a xor b| / |a and b|
-(paper Sec. 3; equation numbers not checked against the PDF). hashbench's harness ranks every method by plain Hamming distance, so ``encode`` gives the
-sphere-membership bits and ranking is Hamming by default. :func:`spherical_hamming_distance` and
-:func:`rank_spherical` implement the paper's distance for users' own evaluation; the estimator's
-``distance`` parameter records which one a user intends ("hamming" or "spherical") and
-:meth:`SPH.rank` honours it. Because the spherical distance counts common 1s, the bit polarity
-matters: 1 = inside the sphere, as in the paper.
+(paper Sec. 3; equation numbers not checked against the PDF). hashbench's harness ranks every
+method by plain Hamming distance, so ``encode`` gives the sphere-membership bits and ranking is
+Hamming by default. :func:`spherical_hamming_distance` and :func:`rank_spherical` implement the
+paper's distance for users' own evaluation; the estimator's ``distance`` parameter records which
+one a user intends ("hamming" or "spherical") and :meth:`SPH.rank` honours it. Because the
+spherical distance counts common 1s, the bit polarity matters: 1 = inside the sphere, as in the paper.
 
 Departures from the reference code (ZJULearning/MatlabFunc ``SphericalHashing.m`` / ``SpH_compress.m``):
 - a hard cap of ``max_iter`` = 100 force updates; the reference ``while true`` loop only prints a
@@ -89,7 +89,9 @@ def spherical_hamming_distance(Q: np.ndarray, D: np.ndarray) -> np.ndarray:
     Q = np.asarray(Q, dtype=bool)
     D = np.asarray(D, dtype=bool)
     if Q.ndim != 2 or D.ndim != 2 or Q.shape[1] != D.shape[1]:
-        raise InvalidInput(f"spherical_hamming_distance needs two code matrices with equal widths, got {Q.shape}, {D.shape}")
+        raise InvalidInput(
+            f"spherical_hamming_distance needs two code matrices with equal widths, got {Q.shape} and {D.shape}"
+        )
     # float32 products of 0/1 values are exact up to 2**24 bits.
     common = Q.astype(np.float32) @ D.astype(np.float32).T
     xor = Q.sum(axis=1)[:, None] + D.sum(axis=1)[None, :] - 2.0 * common

@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grid_args(p, need_methods=False)
     p.set_defaults(func=cmd_check, out="runs/check")
 
+    p = sub.add_parser("paper", help="lay records out as the UHGA paper's Table 3 or 4 beside the published numbers")
+    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
+    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "nuswide21"])
+    p.add_argument("--table", type=int, default=4, choices=[3, 4])
+    p.add_argument("--published", help="published table CSV (default: results/published/uhga2020_published.csv)")
+    p.set_defaults(func=cmd_paper)
+
     p = sub.add_parser("datasets", help="list datasets and how to get each")
     p.set_defaults(func=cmd_datasets)
 
@@ -190,6 +197,30 @@ def cmd_check(args, argv) -> int:
         print(f"\n{len(drops)} of {len(report)} MAP value(s) fell more than {args.tolerance} below {args.reference}")
         return 1
     print(f"\nall {len(report)} MAP values within {args.tolerance} of {args.reference} or above")
+    return 0
+
+
+def cmd_paper(args, argv) -> int:
+    from .records import atomic_write_text
+    from .tables import load_frame, paper_table, render_paper_table
+
+    published_path = Path(args.published) if args.published else (
+        Path(__file__).resolve().parent.parent / "results" / "published" / "uhga2020_published.csv")
+    if not published_path.is_file():
+        raise InvalidInput(f"published table {published_path} not found; pass --published FILE "
+                           "(the CSV shipped in hashbench's results/published/)")
+    published = pd.read_csv(published_path)
+    folder = Path(args.out) / args.dataset
+    df = load_frame(folder / "records") if (folder / "records").is_dir() else pd.DataFrame()
+    if df.empty:
+        raise InvalidInput(f"no records under {folder}; run `hashbench run --dataset {args.dataset} --out {args.out} "
+                           "--methods all` first")
+    t = paper_table(df, published, args.table, args.dataset)
+    metric = "MAP@5000" if args.dataset == "nuswide21" else "MAP@ALL"
+    text = render_paper_table(t, args.table, args.dataset, metric) + "\nProduced by `" + _command_line(argv) + "`.\n"
+    atomic_write_text(folder / f"paper_table{args.table}.md", text)
+    atomic_write_text(folder / f"paper_table{args.table}.csv", t.to_csv(index=False, float_format="%.4f"))
+    print(text)
     return 0
 
 

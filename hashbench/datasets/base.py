@@ -8,10 +8,9 @@ database indices from its labels.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
-
-import hashlib
 
 import numpy as np
 

@@ -1,0 +1,394 @@
+"""UHGA: Unsupervised Hashing with Gradient Attention (Jiang, Wang, Cheng, Du, Li, Symmetry 12(7):1193, 2020).
+
+``UHGA`` ("Ours" in the paper's Table 3) trains the hash network with the plain gradient;
+``UHGAGA`` ("Ours+GA", the full method of Tables 2 and 4) trains it with GA's gradient attention
+(:mod:`baselines.ga`). Both share the similarity matrix, the loss and the schedule.
+
+**Reconstruction.** Only the paper's abstract, outline and the Algorithm 1 box (symbols stripped)
+were readable (docs/METHODS.md section 10); equations (2)-(18) were rebuilt as follows [infer]:
+
+- (1) codes u = tanh(beta W^T fc7(x) + c), b = sign(.), with GA's annealed scale
+  beta = (1 + 0.005 t)^0.5 updated every 200 iterations (Algorithm 1 follows GA's loop step for step).
+- (2) cosine distance d_ij = 1 - f_i.f_j / (|f_i| |f_j|) of the training items' reference features
+  (AlexNet fc7 after ReLU, eval mode, before training, on the end-to-end track; the representation's
+  features on the features track).
+- (3) similarity S_ij = 1 if cos(f_i, f_j) >= ``sim_threshold`` (i.e. d_ij <= 1 - sim_threshold),
+  else 0 (:func:`threshold_similarity`). A {1, 0} matrix because GA's likelihood loss expects
+  s_ij in {0, 1}; the SSDH-style three-way matrix would need a loss that ignores pairs.
+- (4)-(8) GA's pairwise likelihood loss with s_ij := S_ij (:func:`pairwise_likelihood_loss`):
+  theta_ij = gamma u_i.v_j, w_ij = 1 + (rho - 1) S_ij,
+  L = sum_ij w_ij [log(1 + e^{theta_ij}) - S_ij theta_ij] / sum_ij w_ij, over pairs of two
+  independently shuffled batches A, B (GA's sampling).
+- (9)-(18) GA's attention net, re-weighted code gradients (16)-(17), update (18) and the
+  look-ahead update of the attention net: :class:`baselines.ga.GradientAttention`.
+
+**Table 2's swept parameter** (0, 0.1, ..., 0.9; the text does not name it) is read as the
+cosine-*similarity* threshold ``sim_threshold`` of (3). This reading explains the published pattern:
+
+- fc7 features are non-negative, so every cosine similarity is >= 0: at threshold 0 *every* pair is
+  "similar", and at 0.1 nearly every pair. The loss then only pulls codes together, and a positive
+  pair stops pulling once gamma u.v reaches a few units (sigmoid(3) = 0.95), i.e. once
+  u.v >~ 3 / gamma = 15 for gamma = 0.2. A 16-bit code cannot get there even when all codes are
+  identical (gamma K = 3.2, sigmoid = 0.96), so every positive pair keeps pulling until the codes
+  collapse: MAP 0.1015 (chance) at 16 bits. With 32+ bits the pairs are satisfied while codes
+  still differ in many bits, and the rare dissimilar pairs keep them apart: long codes train.
+- at 0.7 and above only near-duplicates are "similar": the loss becomes almost pure repulsion with
+  little semantic attraction, so every length degrades, gradually, and short codes most.
+- the reading where the parameter is a *distance* threshold (S_ij = 1 iff d_ij <= tau) puts
+  the all-similar end at 0.9 and the no-similar end at 0; it predicts collapse at the high end and
+  pure repulsion (balanced, spread codes, no collapse) at 0, the opposite of Table 2. gamma as the
+  swept parameter is ruled out too: gamma = 0 makes the loss constant, so nothing would train.
+
+The default ``sim_threshold = 0.3`` lies in Table 2's plateau (0.2-0.4). It is an absolute value on
+cosine similarity: features whose similarities are all high (raw pixels, for instance) need a
+higher one (``info``: ``similarity_info_["frac_similar"]`` says how many pairs are similar).
+
+Other defaults follow GA's CIFAR-10 settings (docs/METHODS.md 9.2, 9.4): gamma = 0.2, rho = 10,
+attention lr 0.08, batch 128 (x2), SGD with Nesterov momentum 0.9, weight decay 5e-4, lr x10 on the
+hash layer, lr halved every 30 epochs. Departure: on the features track (a freshly initialised MLP
+head instead of a pretrained backbone) ``lr`` defaults to 1e-2 rather than GA's 1e-3, which barely
+moves a new head in 50 epochs. ``positive_weight`` rho: GA's value 10 balances supervised CIFAR
+pairs (10% similar); the UHGA paper's weighting is unknown.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from baselines.ga import GradientAttention
+from hashbench.errors import InvalidInput
+from hashbench.similarity import cosine_distance_matrix
+from hashbench.training import DeepHashMethod, FitContext
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure functions
+# ----------------------------------------------------------------------------------------------
+def threshold_similarity(distances: np.ndarray, sim_threshold: float) -> np.ndarray:
+    """UHGA's similarity matrix (reconstructed eq. 3) from cosine distances: int8, 1 where the cosine
+    similarity 1 - d_ij is >= ``sim_threshold`` (d_ij <= 1 - sim_threshold), else 0."""
+    D = np.asarray(distances)
+    return (D <= 1.0 - float(sim_threshold)).astype(np.int8)
+
+
+def similarity_matrix(features: np.ndarray, sim_threshold: float, block_size: int = 1024) -> np.ndarray:
+    """:func:`threshold_similarity` of all pairs of rows of ``features`` (n, d), int8 (n, n), in row blocks."""
+    F = np.asarray(features, dtype=np.float32)
+    n = F.shape[0]
+    S = np.empty((n, n), dtype=np.int8)
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        D = cosine_distance_matrix(F[start:stop], F)
+        # A row's distance to itself is 0 by definition (the blocked product only rounds to it).
+        D[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        S[start:stop] = threshold_similarity(D, sim_threshold)
+    return S
+
+
+def pairwise_likelihood_loss(
+    P: torch.Tensor, S: torch.Tensor, gamma: float = 0.2, positive_weight: float = 1.0
+) -> torch.Tensor:
+    """GA's weighted pairwise likelihood loss (GA "eq. 8"; UHGA eq. 4-8 reconstructed).
+
+    theta = gamma P, w = 1 + (rho - 1) S; L = sum w [log(1 + e^theta) - S theta] / sum w, with P the
+    code inner products (n, m) and S in {0, 1} (n, m). softplus keeps log(1 + e^theta) finite.
+    """
+    S = S.to(P.dtype)
+    theta = float(gamma) * P
+    w = 1.0 + (float(positive_weight) - 1.0) * S
+    return (w * (torch.nn.functional.softplus(theta) - S * theta)).sum() / w.sum()
+
+
+# ----------------------------------------------------------------------------------------------
+# Methods
+# ----------------------------------------------------------------------------------------------
+class _Counter:
+    """The iteration count of a fit, checkpointed with the rest of the training state."""
+
+    def __init__(self) -> None:
+        self.t = 0
+
+    def state_dict(self) -> dict:
+        return {"t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+
+
+class UHGA(DeepHashMethod):
+    """UHGA without gradient attention (Table 3 "Ours"); see the module docstring.
+
+    Parameters: those of :class:`hashbench.training.DeepHashMethod` plus
+        sim_threshold: cosine-similarity threshold of S (Table 2's parameter, our reading), 0.3.
+        gamma: scale of the inner products in the loss (GA's sigmoid_param), 0.2.
+        positive_weight: rho, weight of similar pairs, 10.
+        lr: base learning rate (None: 1e-3 end-to-end as GA, 1e-2 on the features track).
+        hash_lr_mult: learning-rate multiplier of the hash layer (GA: 10).
+        momentum, weight_decay: SGD with Nesterov momentum (GA: 0.9, 5e-4).
+        lr_step_epochs: the learning rate halves every this many epochs (GA: 30).
+        scale_growth, scale_every: beta = (1 + scale_growth t)^0.5, updated every scale_every
+            iterations (GA: 0.005, 200); scale_growth = 0 keeps beta = 1.
+
+    Fitted: ``net_``, ``history_``, ``similarity_info_`` (threshold, fraction of similar pairs).
+    """
+
+    default_epochs = {"features": 50, "end2end": 10}
+    test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu", "sim_threshold": 0.85}
+    use_attention = False
+
+    def __init__(
+        self,
+        n_bits: int = 32,
+        track: str = "features",
+        arch: str = "alexnet",
+        weights: str | None = "imagenet",
+        epochs: int | None = None,
+        batch_size: int = 128,
+        lr: float | None = None,
+        sim_threshold: float = 0.3,
+        gamma: float = 0.2,
+        positive_weight: float = 10.0,
+        hash_lr_mult: float = 10.0,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        lr_step_epochs: int = 30,
+        scale_growth: float = 0.005,
+        scale_every: int = 200,
+        hidden: int = 1024,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        super().__init__(
+            n_bits=n_bits,
+            track=track,
+            arch=arch,
+            weights=weights,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            hidden=hidden,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.sim_threshold = sim_threshold
+        self.gamma = gamma
+        self.positive_weight = positive_weight
+        self.hash_lr_mult = hash_lr_mult
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.lr_step_epochs = lr_step_epochs
+        self.scale_growth = scale_growth
+        self.scale_every = scale_every
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _base_lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return 1e-3 if self.track == "end2end" else 1e-2
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        if self.lr is not None and not float(self.lr) > 0:
+            raise InvalidInput(f"{name}: lr must be > 0 (or None for the track default), got {self.lr!r}")
+        saved, self.lr = self.lr, self._base_lr()
+        try:
+            super()._check_params()
+        finally:
+            self.lr = saved
+        if not -1.0 <= float(self.sim_threshold) <= 1.0:
+            raise InvalidInput(f"{name}: sim_threshold is a cosine similarity in [-1, 1], got {self.sim_threshold!r}")
+        if not float(self.gamma) > 0:
+            raise InvalidInput(f"{name}: gamma must be > 0, got {self.gamma!r}")
+        if not float(self.positive_weight) > 0:
+            raise InvalidInput(f"{name}: positive_weight must be > 0, got {self.positive_weight!r}")
+        if int(self.lr_step_epochs) < 1 or int(self.scale_every) < 1:
+            raise InvalidInput(f"{name}: lr_step_epochs and scale_every must be >= 1")
+
+    # -- hooks --------------------------------------------------------------------------------
+    def _prepare(self, ctx: FitContext) -> None:
+        S = similarity_matrix(ctx.reference_features(), float(self.sim_threshold))
+        ctx.extra["S"] = torch.from_numpy(S).to(ctx.device)
+        n = S.shape[0]
+        self.similarity_info_ = {
+            "sim_threshold": float(self.sim_threshold),
+            "frac_similar": float(np.count_nonzero(S)) / (float(n) * n),
+        }
+        ctx.extra["iters_per_epoch"] = max(1, math.ceil(len(ctx.train_idx) / int(self.batch_size)))
+
+    def _make_optimizer(self, params=None) -> torch.optim.Optimizer:
+        net = self.net_
+        hash_params = [q for q in net.hash_layer.parameters() if q.requires_grad]
+        hash_ids = {id(q) for q in hash_params}
+        body = [q for q in net.parameters() if q.requires_grad and id(q) not in hash_ids]
+        lr = self._base_lr()
+        groups = [{"params": hash_params, "lr": lr * float(self.hash_lr_mult), "lr_mult": float(self.hash_lr_mult)}]
+        if body:
+            groups.insert(0, {"params": body, "lr": lr, "lr_mult": 1.0})
+        return torch.optim.SGD(
+            groups,
+            lr=lr,
+            momentum=float(self.momentum),
+            nesterov=float(self.momentum) > 0,
+            weight_decay=float(self.weight_decay),
+        )
+
+    def _training_state(self, ctx: FitContext) -> dict:
+        return {"net": self.net_, "optimizer": self._make_optimizer(), "counter": _Counter()}
+
+    def _scale(self, t: int) -> float:
+        """GA's annealed tanh scale beta = (1 + growth t')^0.5, t' = t rounded down to scale_every."""
+        step = int(self.scale_every)
+        return math.sqrt(1.0 + float(self.scale_growth) * (t // step) * step)
+
+    def _loss(self, P: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+        return pairwise_likelihood_loss(P, S, float(self.gamma), float(self.positive_weight))
+
+    def _batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
+        """The loss of a batch with itself (validation); training pairs two batches (:meth:`_train_step`)."""
+        t = ctx.state["counter"].t if "counter" in ctx.state else 0
+        u = ctx.codes(idx, self._scale(t))
+        i = idx.to(ctx.device)
+        return self._loss(u @ u.T, ctx.extra["S"][i][:, i])
+
+    def _second_batch(self, ctx: FitContext, size: int) -> torch.Tensor:
+        """GA's batch B: ``size`` training items drawn from an independent permutation."""
+        perm = torch.randperm(len(ctx.train_idx), generator=ctx.generator)[:size]
+        return torch.as_tensor(ctx.train_idx)[perm]
+
+    def _schedule(self, ctx: FitContext) -> float:
+        """Set the step-decayed learning rates for this iteration; return the tanh scale."""
+        t = ctx.state["counter"].t
+        epoch = t // ctx.extra["iters_per_epoch"]
+        factor = 0.5 ** (epoch // int(self.lr_step_epochs))
+        for group in ctx.state["optimizer"].param_groups:
+            group["lr"] = self._base_lr() * group["lr_mult"] * factor
+        return self._scale(t)
+
+    def _train_step(self, ctx: FitContext, idx: torch.Tensor) -> float:
+        scale = self._schedule(ctx)
+        idx_b = self._second_batch(ctx, len(idx))
+        S = ctx.extra["S"][idx.to(ctx.device)][:, idx_b.to(ctx.device)]
+        xa, xb = ctx.inputs(idx), ctx.inputs(idx_b)
+        if self.use_attention:
+            loss = ctx.extra["ga"].step(xa, xb, S, self._loss).loss
+        else:
+            opt = ctx.state["optimizer"]
+            opt.zero_grad(set_to_none=True)
+            U, V = self.net_(xa, scale), self.net_(xb, scale)
+            loss_t = self._loss(U @ V.T, S)
+            loss_t.backward()
+            opt.step()
+            loss = float(loss_t.detach())
+        ctx.state["counter"].t += 1
+        return loss
+
+
+class UHGAGA(UHGA):
+    """UHGA with gradient attention (Table 3 "Ours+GA", the full method of Tables 2 and 4).
+
+    Parameters: those of :class:`UHGA` plus attention_lr (Adam lr of the attention net, GA: 0.08)
+    and attention_hidden (width of its hidden layer, GA: 100). Every hash-net step is
+    :meth:`baselines.ga.GradientAttention.step`: attention-weighted gradient, SGD step, then the
+    attention net's Adam step on the look-ahead loss (same batches, same dropout masks).
+    """
+
+    use_attention = True
+
+    def __init__(
+        self,
+        n_bits: int = 32,
+        track: str = "features",
+        arch: str = "alexnet",
+        weights: str | None = "imagenet",
+        epochs: int | None = None,
+        batch_size: int = 128,
+        lr: float | None = None,
+        sim_threshold: float = 0.3,
+        gamma: float = 0.2,
+        positive_weight: float = 10.0,
+        hash_lr_mult: float = 10.0,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        lr_step_epochs: int = 30,
+        scale_growth: float = 0.005,
+        scale_every: int = 200,
+        attention_lr: float = 0.08,
+        attention_hidden: int = 100,
+        hidden: int = 1024,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        super().__init__(
+            n_bits=n_bits,
+            track=track,
+            arch=arch,
+            weights=weights,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            sim_threshold=sim_threshold,
+            gamma=gamma,
+            positive_weight=positive_weight,
+            hash_lr_mult=hash_lr_mult,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            lr_step_epochs=lr_step_epochs,
+            scale_growth=scale_growth,
+            scale_every=scale_every,
+            hidden=hidden,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.attention_lr = attention_lr
+        self.attention_hidden = attention_hidden
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not float(self.attention_lr) > 0 or int(self.attention_hidden) < 1:
+            raise InvalidInput(
+                f"{type(self).__name__}: attention_lr must be > 0 and attention_hidden >= 1, "
+                f"got {self.attention_lr!r}, {self.attention_hidden!r}"
+            )
+
+    def _training_state(self, ctx: FitContext) -> dict:
+        state = super()._training_state(ctx)
+        net = self.net_
+
+        def forward(values: dict, x: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(net, values, (x, self._scale(state["counter"].t)))
+
+        ga = GradientAttention(
+            net,
+            state["optimizer"],
+            attention_lr=float(self.attention_lr),
+            hidden=int(self.attention_hidden),
+            forward=forward,
+            seed=int(self.random_state or 0),
+        )
+        ctx.extra["ga"] = ga
+        state["attention"] = ga.attention
+        state["attention_optimizer"] = ga.attention_optimizer
+        return state

@@ -1,0 +1,144 @@
+"""The command line as a user meets it: the digits run, its tables, resumption, check, and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hashbench.cli import main
+from hashbench.methods import HashMethod, register
+from hashbench.records import iter_record_paths, read_record
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    rc = main(["run", "--methods", "itq,lsh", "--dataset", "digits", "--bits", "16,32,64", "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_run_writes_three_tables(digits_run):
+    folder = digits_run / "digits"
+    for name in ("map.csv", "map.md", "results.csv"):
+        assert (folder / name).is_file()
+    table = pd.read_csv(folder / "map.csv")
+    assert list(table.columns) == ["method", "16", "32", "64"]
+    assert set(table["method"]) == {"itq", "lsh"}
+    md = (folder / "map.md").read_text()
+    assert "tie-aware" in md and "Protocol `digits`" in md
+    long = pd.read_csv(folder / "results.csv")
+    assert len(long) == 6 and {"map", "map_index", "train_s", "split_checksum"} <= set(long.columns)
+
+
+def test_itq_beats_lsh_at_every_length(digits_run):
+    """The floor: a learned method must beat random projections on digits."""
+    table = pd.read_csv(digits_run / "digits" / "map.csv").set_index("method")
+    for bits in ("16", "32", "64"):
+        assert table.loc["itq", bits] > table.loc["lsh", bits]
+
+
+def test_records_hold_codes_split_and_versions(digits_run):
+    paths = iter_record_paths(digits_run / "digits" / "records")
+    assert len(paths) == 6
+    r = read_record(paths[0])
+    assert r.query_codes.shape == (100, r.meta["config"]["n_bits"])
+    assert r.db_codes.shape == (1697, r.meta["config"]["n_bits"])
+    assert r.meta["split_sizes"] == {"query": 100, "train": 500, "database": 1697}
+    assert {"hashbench", "numpy", "torch", "faiss"} <= set(r.meta["versions"])
+    assert r.meta["timings"]["query_us_per_query"] > 0
+
+
+def test_rerun_skips_finished_cells_and_force_reruns(digits_run, capsys):
+    paths = iter_record_paths(digits_run / "digits" / "records")
+    mtimes = {p: p.stat().st_mtime_ns for p in paths}
+    assert main(["run", "--methods", "itq", "--dataset", "digits", "--bits", "16", "--out", str(digits_run),
+                 "--no-progress"]) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert all(p.stat().st_mtime_ns == mtimes[p] for p in paths)
+    assert main(["run", "--methods", "itq", "--dataset", "digits", "--bits", "16", "--out", str(digits_run),
+                 "--no-progress", "--force"]) == 0
+    assert sum(p.stat().st_mtime_ns != mtimes[p] for p in paths) == 1
+
+
+def test_tables_rebuilds_from_records(digits_run, tmp_path):
+    (digits_run / "digits" / "map.csv").unlink()
+    assert main(["tables", "--out", str(digits_run)]) == 0
+    assert (digits_run / "digits" / "map.csv").is_file()
+
+
+def test_check_passes_and_fails(digits_run, tmp_path, capsys):
+    """check exits 0 within tolerance and 1, with a table of drops, when a MAP falls below the reference."""
+    table = pd.read_csv(digits_run / "digits" / "map.csv").set_index("method")
+    ok = pd.DataFrame({"dataset": ["digits"], "method": ["itq"], "bits": [32], "map": [table.loc["itq", "32"]]})
+    ok.to_csv(tmp_path / "ok.csv", index=False)
+    assert main(["check", "--reference", str(tmp_path / "ok.csv"), "--out", str(digits_run), "--no-progress"]) == 0
+    high = ok.assign(map=ok["map"] + 0.05)
+    high.to_csv(tmp_path / "high.csv", index=False)
+    assert main(["check", "--reference", str(tmp_path / "high.csv"), "--out", str(digits_run),
+                 "--no-progress"]) == 1
+    assert "DROP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["run", "--methods", "nosuch", "--dataset", "digits"], "unknown method 'nosuch'"),
+        (["run", "--methods", "itq", "--dataset", "nosuch"], "nosuch"),
+        (["run", "--methods", "itq", "--dataset", "digits", "--bits", "0"], "outside 1..1024"),
+        (["run", "--methods", "itq", "--dataset", "digits", "--bits", "2048"], "outside 1..1024"),
+        (["run", "--methods", "itq", "--dataset", "digits", "--bits", "x"], "not an integer"),
+        (["run", "--methods", "itq", "--dataset", "digits", "--set", "itq.nope=1"], "no parameter 'nope'"),
+        (["run", "--methods", "itq", "--dataset", "mnist", "--data-root", "/nonexistent"], "/nonexistent"),
+        (["check", "--reference", "/nonexistent.csv"], "does not exist"),
+    ],
+)
+def test_user_errors_exit_2_with_one_message(argv, needle, tmp_path, capsys):
+    rc = main([*argv, "--out", str(tmp_path)] if argv[0] == "run" else argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert needle in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.npz")), "a failed run left files behind"
+
+
+def test_nan_features_exit_2(tmp_path, capsys):
+    X = np.random.default_rng(0).random((300, 8))
+    X[3, 2] = np.nan
+    np.savez(tmp_path / "f.npz", X=X, y=np.arange(300) % 3)
+    rc = main(["run", "--methods", "itq", "--dataset", f"features:{tmp_path / 'f.npz'}", "--out", str(tmp_path)])
+    assert rc == 2 and "NaN" in capsys.readouterr().err
+
+
+class _Spy(HashMethod):
+    """Records what fit receives, to prove the harness never shows it queries or database items."""
+
+    seen: list = []
+
+    def __init__(self, n_bits=8, random_state=0):
+        self.n_bits = n_bits
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        _Spy.seen.append((np.array(X), y))
+        self.w_ = np.random.default_rng(self.random_state).standard_normal((X.shape[1], self.n_bits))
+        return self
+
+    def project(self, X):
+        return np.asarray(X) @ self.w_
+
+
+def test_fit_sees_only_training_items_and_no_labels(tmp_path):
+    from hashbench.datasets import load_dataset
+    from hashbench.protocols import make_split
+
+    register("spy", _Spy)
+    _Spy.seen.clear()
+    assert main(["run", "--methods", "spy", "--dataset", "digits", "--bits", "8", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    (X, y), = _Spy.seen
+    ds = load_dataset("digits")
+    train = make_split("digits", ds.labels, 0)["train"]
+    assert y is None
+    assert np.allclose(X, ds.images.load(train).reshape(len(train), -1) / 255.0)
