@@ -65,7 +65,7 @@ from torch import nn
 
 from hashbench.errors import InvalidInput, check_n_bits
 from hashbench.methods import HashMethod
-from hashbench.training import progress, resolve_device, seeded
+from hashbench.training import resolve_device, seeded, torch_generator, train_epochs
 
 IMAGE_SIZE = 32
 _EPS = 1e-7
@@ -177,7 +177,7 @@ def _init_dcgan(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+    elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -188,9 +188,9 @@ class Generator(nn.Module):
     def __init__(self, noise_dim: int, n_bits: int, channels: int, width: int):
         super().__init__()
         self.width = width
-        self.fc = nn.Sequential(
-            nn.Linear(noise_dim + n_bits, 4 * width * 16), nn.BatchNorm1d(4 * width * 16), nn.ReLU(True)
-        )
+        self.fc = nn.Linear(noise_dim + n_bits, 4 * width * 16)
+        # batch norm after the reshape (per channel over 4x4 positions), so a batch of one still trains
+        self.bn = nn.Sequential(nn.BatchNorm2d(4 * width), nn.ReLU(True))
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.ReLU(True),
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(True),
@@ -199,7 +199,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h = self.fc(torch.cat([z, b], dim=1)).view(-1, 4 * self.width, 4, 4)
-        return self.deconv(h)
+        return self.deconv(self.bn(h))
 
 
 class DiscriminatorEncoder(nn.Module):
@@ -324,49 +324,55 @@ class HashGAN(HashMethod):
         return X
 
     def _lr_at(self, epoch: int) -> float:
-        """Linear decay from lr to lr_end in lr_steps equal steps over the epochs."""
-        steps = max(int(self.lr_steps), 1)
-        step = min(epoch * steps // max(int(self.epochs), 1), steps)
-        return self.lr + (self.lr_end - self.lr) * step / steps
+        """Learning rate of an epoch: lr_steps equal decrements from lr to lr_end, evenly spread, so the
+        epochs fall into lr_steps + 1 equal parts and the last part trains at lr_end."""
+        steps = max(int(self.lr_steps), 0)
+        if steps == 0:
+            return float(self.lr)
+        level = min(epoch * (steps + 1) // max(int(self.epochs), 1), steps)
+        return float(self.lr) + (float(self.lr_end) - float(self.lr)) * level / steps
 
     # -- API --------------------------------------------------------------------------------
     def fit(self, X, y=None):
         X = self._validate_images(X, fitting=True)
         K = check_n_bits(self.n_bits)
+        if int(self.epochs) < 0 or int(self.batch_size) < 1:
+            raise InvalidInput(f"HashGAN needs epochs >= 0 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
         dev = resolve_device(self.device)
+        seed = int(self.random_state or 0)
         channels = X.shape[-1]
         flip = (channels == 3) if self.flip == "auto" else bool(self.flip)
-        data = images_to_tensor(X)
+        data = images_to_tensor(X).to(dev)
         n = data.shape[0]
-        batch = max(1, min(int(self.batch_size), n))
+        batch = min(int(self.batch_size), n)
+        steps_per_epoch = math.ceil(n / batch)
         epochs = int(self.epochs)
-        warmup_epochs = int(math.floor(self.warmup * epochs))
+        warmup_epochs = int(math.floor(float(self.warmup) * epochs))
+        noise_dim = int(self.noise_dim)
+        names = ("adversarial", "hashing", "generator")
+        log: list[dict] = []
+        sums = np.zeros(len(names))
+        done = 0
 
-        with seeded(self.random_state):
-            G = Generator(int(self.noise_dim), K, channels, int(self.g_width)).apply(_init_dcgan).to(dev)
+        with seeded(seed, dev):
+            G = Generator(noise_dim, K, channels, int(self.g_width)).apply(_init_dcgan).to(dev)
             D = DiscriminatorEncoder(channels, K, int(self.d_width), int(self.hidden)).apply(_init_dcgan).to(dev)
-        gen = torch.Generator(device=dev).manual_seed(int(self.random_state))
-        cpu_gen = torch.Generator().manual_seed(int(self.random_state) + 1)
-        opt_d = torch.optim.Adam(D.parameters(), lr=self.lr, betas=(self.beta1, 0.999))
-        opt_g = torch.optim.Adam(G.parameters(), lr=self.lr, betas=(self.beta1, 0.999))
+            opt_d = torch.optim.Adam(D.parameters(), lr=float(self.lr), betas=(float(self.beta1), 0.999))
+            opt_g = torch.optim.Adam(G.parameters(), lr=float(self.lr), betas=(float(self.beta1), 0.999))
+            # noise, codes and transformations; shuffling draws from its own generator in train_epochs
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(seed + 1)
 
-        history = []
-        G.train()
-        D.train()
-        for epoch in progress(range(epochs), enabled=self.verbose, desc="HashGAN"):
-            lr = self._lr_at(epoch)
-            for opt in (opt_d, opt_g):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            hashing = epoch >= warmup_epochs
-            order = torch.randperm(n, generator=cpu_gen)
-            sums = np.zeros(4)
-            n_steps = 0
-            # the last incomplete batch is dropped: G's batch norm needs more than one image
-            for start in range(0, n - batch + 1 if n >= batch else 1, batch):
-                x = data[order[start : start + batch]].to(dev)
+            def step(idx: torch.Tensor) -> float:
+                nonlocal sums, done
+                epoch = done // steps_per_epoch
+                for opt in (opt_d, opt_g):
+                    for group in opt.param_groups:
+                        group["lr"] = self._lr_at(epoch)
+                hashing = epoch >= warmup_epochs
+                x = data[idx.to(dev)]
                 m = x.shape[0]
-                z = torch.rand(m, int(self.noise_dim), generator=gen, device=dev)
+                z = torch.rand(m, noise_dim, generator=gen, device=dev)
                 b = torch.bernoulli(torch.full((m, K), 0.5, device=dev), generator=gen)
                 fake = G(z, b)
 
@@ -374,49 +380,54 @@ class HashGAN(HashMethod):
                 opt_d.zero_grad(set_to_none=True)
                 parts = [x, fake.detach()]
                 if hashing:
-                    parts.append(
-                        random_affine(x, gen, self.max_rotation, self.max_translation, flip=flip)
-                    )
+                    parts.append(random_affine(x, gen, self.max_rotation, self.max_translation, flip=flip))
                 phi, logit, e = D(torch.cat(parts))
                 adv = discriminator_adversarial_loss(logit[:m], logit[m : 2 * m])
-                loss_d = adv
                 hash_loss = torch.zeros((), device=dev)
                 if hashing:
                     e_real, e_fake, e_t = e[:m], e[m : 2 * m], e[2 * m :]
                     hash_loss = (
-                        self.w_me * minimum_entropy_loss(e_real)
-                        + self.w_uf * uniform_frequency_loss(e_real)
-                        + self.w_c * consistent_bits_loss(e_real, e_t)
-                        + self.w_i * independent_bits_loss(D.hash.weight)
-                        + self.w_col * collaborative_loss(e_fake, b)
+                        float(self.w_me) * minimum_entropy_loss(e_real)
+                        + float(self.w_uf) * uniform_frequency_loss(e_real)
+                        + float(self.w_c) * consistent_bits_loss(e_real, e_t)
+                        + float(self.w_i) * independent_bits_loss(D.hash.weight)
+                        + float(self.w_col) * collaborative_loss(e_fake, b)
                     )
-                    loss_d = loss_d + hash_loss
-                loss_d.backward()
+                (adv + hash_loss).backward()
                 opt_d.step()
 
-                # G step: feature matching against the real batch's features from the D/E pass
+                # G step: feature matching against the real batch's phi from the D/E pass above
+                # (before D's update; saves a forward pass), plus the collaborative loss
                 opt_g.zero_grad(set_to_none=True)
-                phi_real = phi[:m].detach()
                 phi_fake, _, e_gen = D(fake)
-                loss_g = feature_matching_loss(phi_real, phi_fake)
+                loss_g = feature_matching_loss(phi[:m].detach(), phi_fake)
                 if hashing:
-                    loss_g = loss_g + self.w_col * collaborative_loss(e_gen, b)
+                    loss_g = loss_g + float(self.w_col) * collaborative_loss(e_gen, b)
                 loss_g.backward()
                 opt_g.step()
 
-                sums += [adv.item(), hash_loss.item(), loss_g.item(), loss_d.item()]
-                n_steps += 1
-            history.append(dict(zip(("adversarial", "hashing", "generator", "discriminator"), sums / n_steps)))
-            if not all(np.isfinite(v) for v in history[-1].values()):
-                raise FloatingPointError(f"HashGAN diverged at epoch {epoch}: losses {history[-1]}; lower lr")
+                sums += [adv.item(), hash_loss.item(), loss_g.item()]
+                done += 1
+                if done % steps_per_epoch == 0:
+                    log.append(dict(zip(names, (sums / steps_per_epoch).tolist(), strict=True)))
+                    sums = np.zeros(len(names))
+                return float(adv.item() + hash_loss.item() + loss_g.item())
 
-        D.eval()
-        G.eval()
+            hist = train_epochs(
+                step,
+                np.arange(n),
+                epochs=epochs,
+                batch_size=batch,
+                generator=torch_generator(seed),
+                state={"generator": G, "encoder": D},
+                verbose=bool(self.verbose),
+                desc="HashGAN",
+            )
+
         self.n_channels_ = channels
-        self.generator_ = G.cpu()
-        self.encoder_ = D.cpu()
-        self.history_ = history
-        self.device_ = str(dev)
+        self.generator_ = G.eval().cpu()
+        self.encoder_ = D.eval().cpu()
+        self.history_ = {**hist.as_dict(), "components": log}
         return self
 
     def encoder_probabilities(self, X, batch_size: int = 1000) -> np.ndarray:

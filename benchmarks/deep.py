@@ -102,9 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-features", action="store_true")
     ap.add_argument("--skip-end2end", action="store_true")
     args = ap.parse_args(argv)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else [
-        d.strip() for d in args.devices.split(",") if d.strip()
-    ]
+    devices = (
+        ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        if args.devices == "auto"
+        else [d.strip() for d in args.devices.split(",") if d.strip()]
+    )
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, devices {devices}", flush=True)
     for dev in devices:

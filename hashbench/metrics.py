@@ -54,6 +54,7 @@ from collections.abc import Iterable
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
@@ -80,7 +81,20 @@ def _popcount(typingctx, x):
     return sig, codegen
 
 
-@njit(cache=True, inline="always")
+@intrinsic
+def _cttz(typingctx, x):
+    """Count of trailing zero bits of a non-zero uint64 as int64 (LLVM ``cttz``: one ``tzcnt``)."""
+    if not isinstance(x, types.Integer):
+        return None
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return sig, codegen
+
+
+@njit(cache=True)
 def _harmonic(x):
     """H_x = sum_{i=1..x} 1/i (x >= 0); asymptotic series for x >= 64 (error below 1e-20)."""
     if x < 64:
@@ -90,10 +104,12 @@ def _harmonic(x):
         return h
     xf = float(x)
     x2 = 1.0 / (xf * xf)
-    return math.log(xf) + 0.5772156649015329 + 0.5 / xf - x2 * (1.0 / 12 - x2 * (1.0 / 120 - x2 * (1.0 / 252 - x2 / 240)))
+    return (
+        math.log(xf) + 0.5772156649015329 + 0.5 / xf - x2 * (1.0 / 12 - x2 * (1.0 / 120 - x2 * (1.0 / 252 - x2 / 240)))
+    )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _hdiff(a, b):
     """H_b - H_a = sum_{i=a+1..b} 1/i without the cancellation of subtracting two large H values."""
     if b - a <= 16:
@@ -116,7 +132,7 @@ def _hdiff(a, b):
     return t
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _group_expected(o, n, r, r0):
     """E[sum_{p=1..n} rel_p P@(o+p)] for a tie group of n items (r relevant) in uniformly random order.
 
@@ -133,7 +149,7 @@ def _group_expected(o, n, r, r0):
     return n * beta + alpha * _hdiff(o, o + n)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _first_sum(o, j, r0):
     """sum_{i=1..j} (r0+i)/(o+i): j relevant items at the start of a group placed after o items."""
     if j == 0:
@@ -141,7 +157,7 @@ def _first_sum(o, j, r0):
     return j + (r0 - o) * _hdiff(o, o + j)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _distance(qw, q, dw, i, n_words):
     d = 0
     for w in range(n_words):
@@ -149,7 +165,7 @@ def _distance(qw, q, dw, i, n_words):
     return d
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _relevant(qk, q, dk, i, n_lab, multi):
     if not multi:
         return qk[q, 0] == dk[i, 0]
@@ -211,39 +227,41 @@ def _query_hist_pass(qw, qk, dw, dk, q, multi, h2):
 
 
 @njit(cache=True)
-def _query_cut_pass(qw, qk, dw, dk, q, multi, dcut, m, first, rfirst, run, rrun, cand):
-    """Second pass for small K: AP@K of the stable order. Items at distance <= dcut (the group that
-    K cuts after its first m items, and those before it) are gathered in database order by a
-    branch-free scan, then visited in that order. run, rrun zero on entry; cand holds nd int64."""
+def _query_cut_pass(qw, qk, dw, dk, q, multi, dcut, m, first, rfirst, run, rrun, flags):
+    """Second pass for small K: AP@K of the stable order. A vectorisable loop flags the items at
+    distance <= dcut (the group that K cuts after its first m items, and those before it); the
+    flags are then read eight at a time as uint64 words, so the few flagged items are visited in
+    database order at little cost. run, rrun zero on entry; flags: uint8, length a multiple of 8,
+    zero beyond nd."""
     nd = dw.shape[0]
     n_words = qw.shape[1]
     n_lab = qk.shape[1]
-    nc = 0
     if n_words == 1:
         c0 = qw[q, 0]
         for i in range(nd):
-            d = _popcount(c0 ^ dw[i, 0])
-            cand[nc] = (i << 16) | d
-            nc += d <= dcut
+            flags[i] = _popcount(c0 ^ dw[i, 0]) <= dcut
     else:
         for i in range(nd):
-            d = _distance(qw, q, dw, i, n_words)
-            cand[nc] = (i << 16) | d
-            nc += d <= dcut
+            flags[i] = _distance(qw, q, dw, i, n_words) <= dcut
+    fw = flags.view(np.uint64)
     s = 0.0
     z = 0
-    for k in range(nc):
-        d = cand[k] & 65535
-        c = run[d] + 1
-        run[d] = c
-        if (d < dcut or c <= m) and _relevant(qk, q, dk, cand[k] >> 16, n_lab, multi):
-            rrun[d] += 1
-            s += (rfirst[d] + rrun[d]) / (first[d] + c)
-            z += 1
+    for wi in range(fw.shape[0]):
+        x = fw[wi]
+        while x != 0:
+            i = wi * 8 + (_cttz(x) >> 3)
+            x &= x - np.uint64(1)
+            d = _distance(qw, q, dw, i, n_words)
+            c = run[d] + 1
+            run[d] = c
+            if (d < dcut or c <= m) and _relevant(qk, q, dk, i, n_lab, multi):
+                rrun[d] += 1
+                s += (rfirst[d] + rrun[d]) / (first[d] + c)
+                z += 1
     return s / z if z > 0 else 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _histogram_kernel(qw, dw, qk, dk, multi, topk, n_blocks, hist_n, hist_r, ap_index):
     """Per query: distance, relevance and histogram in one pass over the database, plus AP@topk of
     the order with ties broken by database index.
@@ -266,8 +284,9 @@ def _histogram_kernel(qw, dw, qk, dk, multi, topk, n_blocks, hist_n, hist_r, ap_
         h2 = np.zeros(2 * n_bins, np.int64)
         first = np.zeros(n_bins, np.int64)
         rfirst = np.zeros(n_bins, np.int64)
-        # relevant items' (group rank, distance) in one pass, or candidates of the second pass
-        lst = np.empty(nd, np.int64)
+        # relevant items' (group rank, distance) in one pass, or the flags of the second pass
+        lst = np.empty(0 if two_pass else nd, np.int64)
+        flags = np.zeros(-(-nd // 8) * 8 if two_pass else 0, np.uint8)
         for q in range(lo, hi):
             nr = 0
             if two_pass:
@@ -301,7 +320,7 @@ def _histogram_kernel(qw, dw, qk, dk, multi, topk, n_blocks, hist_n, hist_r, ap_
             if two_pass:
                 cnt[:] = 0
                 rcnt[:] = 0
-                ap_index[q] = _query_cut_pass(qw, qk, dw, dk, q, multi, dcut, m, first, rfirst, cnt, rcnt, lst)
+                ap_index[q] = _query_cut_pass(qw, qk, dw, dk, q, multi, dcut, m, first, rfirst, cnt, rcnt, flags)
                 continue
             # rcnt becomes the running count of relevant items met so far in each group
             rcnt[:] = 0
@@ -318,6 +337,18 @@ def _histogram_kernel(qw, dw, qk, dk, multi, topk, n_blocks, hist_n, hist_r, ap_
 
 
 @njit(cache=True)
+def _cut_expected(o, m, j, r0, hd):
+    """_group_expected(o, m, j, r0) with hd = H_{o+m} - H_o given (it does not depend on j)."""
+    if j == 0:
+        return 0.0
+    if m == 1:
+        return (r0 + 1.0) / (o + 1.0)
+    beta = (j / m) * (j - 1.0) / (m - 1.0)
+    alpha = (j / m) * (r0 + 1.0) - beta * (o + 1.0)
+    return m * beta + alpha * hd
+
+
+@njit(cache=True)
 def _cut_group(o, n, r, r0, m, s_exp, s_max, s_min):
     """Expected, greatest and least AP@K when K cuts a tie group after its first m of n items.
 
@@ -325,12 +356,14 @@ def _cut_group(o, n, r, r0, m, s_exp, s_max, s_min):
     rel_i P@i over those items; s_max / s_min: the same sum with relevant items first / last in
     every earlier group. J, the number of the group's relevant items in the top K, is
     hypergeometric; its probabilities are built by ratios from the mode outwards and normalised
-    (terms below 1e-20 of the mode are dropped: they change nothing in double precision).
+    (terms below 1e-20 of the mode are dropped: they change nothing in double precision). Every
+    j costs O(1): the harmonic sums are updated from j to j + 1.
     """
     jlo = max(0, r - (n - m))
     jhi = min(r, m)
     mode = ((m + 1) * (r + 1)) // (n + 2)
     mode = min(max(mode, jlo), jhi)
+    hd = _hdiff(o, o + m)
     tot_w = 0.0
     acc_a = 0.0
     acc_b = 0.0
@@ -342,7 +375,7 @@ def _cut_group(o, n, r, r0, m, s_exp, s_max, s_min):
         z = r0 + j
         if z > 0:
             acc_a += w / z
-            acc_b += w * _group_expected(o, m, j, r0) / z
+            acc_b += w * _cut_expected(o, m, j, r0, hd) / z
         if j >= jhi:
             break
         w *= (r - j) * (m - j) / ((j + 1.0) * (n - r - m + j + 1.0))
@@ -360,8 +393,14 @@ def _cut_group(o, n, r, r0, m, s_exp, s_max, s_min):
         z = r0 + j
         if z > 0:
             acc_a += w / z
-            acc_b += w * _group_expected(o, m, j, r0) / z
+            acc_b += w * _cut_expected(o, m, j, r0, hd) / z
     ap = (s_exp * acc_a + acc_b) / tot_w
+    # extremes over j: f_first(j) = sum_{i<=j} (r0+i)/(o+i) (relevant first in the cut part),
+    # f_last(j) = sum_{i<=j} (r0+i)/(o+m-j+i) (relevant last), with
+    # f_last(j+1) = f_last(j) + (r0+1)/(o+m-j) + (H_{o+m} - H_{o+m-j})
+    f_first = _first_sum(o, jlo, r0)
+    f_last = _first_sum(o + m - jlo, jlo, r0)
+    tail = _hdiff(o + m - jlo, o + m)
     best = -1.0
     worst = 2.0
     for j in range(jlo, jhi + 1):
@@ -370,14 +409,19 @@ def _cut_group(o, n, r, r0, m, s_exp, s_max, s_min):
             vmax = 0.0
             vmin = 0.0
         else:
-            vmax = (s_max + _first_sum(o, j, r0)) / z
-            vmin = (s_min + _first_sum(o + m - j, j, r0)) / z
+            vmax = (s_max + f_first) / z
+            vmin = (s_min + f_last) / z
         best = max(best, vmax)
         worst = min(worst, vmin)
+        if j == jhi:
+            break
+        f_first += (r0 + j + 1.0) / (o + j + 1.0)
+        f_last += (r0 + 1.0) / (o + m - j) + tail
+        tail += 1.0 / (o + m - j)
     return ap, best, worst
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _closed_forms(hist_n, hist_r, topk, precision_at, ap, ap_max, ap_min, prec):
     """Tie-aware AP@topk, its extremes over tie orders, and expected precision@N, from histograms."""
     nq, n_bins = hist_n.shape
@@ -480,18 +524,23 @@ def _label_keys(query_labels, db_labels, nq: int, nd: int) -> tuple[np.ndarray, 
         )
     if ql.ndim != dl.ndim or ql.ndim not in (1, 2):
         raise InvalidInput(
-            f"labels must both be 1-D class ids or both 2-D multi-hot; got {ql.ndim}-D query and {dl.ndim}-D database labels"
+            "labels must both be 1-D class ids or both 2-D multi-hot; "
+            f"got {ql.ndim}-D query and {dl.ndim}-D database labels"
         )
     if ql.ndim == 1:
         for arr, name in ((ql, "query_labels"), (dl, "db_labels")):
             if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-                if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+                if not (
+                    np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+                ):
                     raise InvalidInput(f"{name} must be integer class ids; got dtype {arr.dtype}")
         qk = ql.astype(np.int64).view(np.uint64).reshape(nq, 1)
         dk = dl.astype(np.int64).view(np.uint64).reshape(nd, 1)
         return np.ascontiguousarray(qk), np.ascontiguousarray(dk), False
     if ql.shape[1] != dl.shape[1]:
-        raise InvalidInput(f"multi-hot labels disagree in class count: {ql.shape[1]} (queries) vs {dl.shape[1]} (database)")
+        raise InvalidInput(
+            f"multi-hot labels disagree in class count: {ql.shape[1]} (queries) vs {dl.shape[1]} (database)"
+        )
     for arr, name in ((ql, "query_labels"), (dl, "db_labels")):
         if arr.dtype != np.bool_ and not np.all(np.isfinite(arr)):
             raise InvalidInput(f"{name} holds NaN or infinite values; multi-hot labels must be 0/1")
@@ -508,10 +557,14 @@ def _check_args(topk, precision_at, zero_relevant, chunk_size, device) -> tuple[
             raise InvalidInput(f"precision_at must list positive integers, e.g. (100, 1000); got {precision_at!r}")
     if zero_relevant not in ("count", "skip"):
         raise InvalidInput(f"zero_relevant must be 'count' or 'skip'; got {zero_relevant!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
+    ):
         raise InvalidInput(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
     if not isinstance(device, str) or not (device in ("cpu", "torch-cpu") or device.startswith("cuda")):
-        raise InvalidInput(f"device must be 'cpu' (numba), 'cuda[:i]' or 'torch-cpu' (torch on the CPU); got {device!r}")
+        raise InvalidInput(
+            f"device must be 'cpu' (numba), 'cuda[:i]' or 'torch-cpu' (torch on the CPU); got {device!r}"
+        )
     return (None if topk is None else int(topk)), np.asarray(pa, dtype=np.int64)
 
 
@@ -598,7 +651,9 @@ def hamming_histograms(
     qc = _as_codes(query_codes, "query_codes")
     dc = _as_codes(db_codes, "db_codes")
     if qc.shape[1] != dc.shape[1]:
-        raise InvalidInput(f"query codes have {qc.shape[1]} bits and database codes {dc.shape[1]}; encode both with one model")
+        raise InvalidInput(
+            f"query codes have {qc.shape[1]} bits and database codes {dc.shape[1]}; encode both with one model"
+        )
     nq, nd = qc.shape[0], dc.shape[0]
     qk, dk, multi = _label_keys(query_labels, db_labels, nq, nd)
     kk = nd if topk is None else min(int(topk), nd)

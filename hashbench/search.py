@@ -84,7 +84,10 @@ def build_index(db_codes: np.ndarray, *, k: int | None = None, use_gpu: bool | N
         )
     d = 8 * packed.shape[1]
     if gpu_ok and use_gpu is not False:
-        index = faiss.GpuIndexBinaryFlat(faiss.StandardGpuResources(), d)
+        res = faiss.StandardGpuResources()
+        index = faiss.GpuIndexBinaryFlat(res, d)
+        # the index must not outlive its GPU resources
+        index.referenced_objects = [res]
     else:
         index = faiss.IndexBinaryFlat(d)
     index.add(packed)

@@ -52,7 +52,8 @@ def test_digits_is_embedded_and_scaled_to_uint8():
 
 # ---------------------------------------------------------------------------------------- MNIST
 def _idx_bytes(a: np.ndarray) -> bytes:
-    return struct.pack(">BBBB", 0, 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) + a.astype(np.uint8).tobytes()
+    header = struct.pack(">BBBB", 0, 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
+    return header + a.astype(np.uint8).tobytes()
 
 
 def _write_mnist(folder, part, images, labels, gz):

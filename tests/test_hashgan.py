@@ -1,0 +1,181 @@
+"""HashGAN (baselines/hashgan.py): each loss term on hand-computable inputs, the image pipeline, and
+the method's schedule, encoding convention, determinism and input checks (tiny networks)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.hashgan import (
+    HashGAN,
+    collaborative_loss,
+    consistent_bits_loss,
+    discriminator_adversarial_loss,
+    feature_matching_loss,
+    images_to_tensor,
+    independent_bits_loss,
+    minimum_entropy_loss,
+    random_affine,
+    uniform_frequency_loss,
+)
+from hashbench.errors import InvalidInput
+
+LN2 = math.log(2.0)
+TINY = {**HashGAN.test_params, "n_bits": 8, "device": "cpu"}
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- losses
+def test_adversarial_loss_at_chance_is_two_log_two():
+    """Logits 0 mean D says 1/2 for everything: -log(1/2) for the real and for the fake side."""
+    assert discriminator_adversarial_loss(t([0.0, 0.0]), t([0.0])).item() == pytest.approx(2 * LN2, abs=1e-6)
+
+
+def test_adversarial_loss_is_small_for_a_confident_correct_discriminator():
+    """Real scored +20, fake -20: both cross-entropies are ~exp(-20)."""
+    assert discriminator_adversarial_loss(t([20.0]), t([-20.0])).item() < 1e-6
+
+
+def test_feature_matching_compares_batch_means():
+    """means (2, 0) and (0, 1): squared distance 4 + 1 = 5, whatever the individual rows."""
+    assert feature_matching_loss(t([[1.0, 0.0], [3.0, 0.0]]), t([[0.0, 0.0], [0.0, 2.0]])).item() == pytest.approx(5.0)
+
+
+def test_minimum_entropy_is_log2_at_half_and_zero_at_a_saturated_bit():
+    """H(0.5) = ln 2, H(1) = 0; the mean over the two entries is ln 2 / 2."""
+    assert minimum_entropy_loss(t([[0.5, 1.0]])).item() == pytest.approx(LN2 / 2, abs=1e-5)
+
+
+def test_uniform_frequency_rewards_balanced_bits_only():
+    """Bit 0 is on in one of two images (frequency 1/2, entropy ln 2), bit 1 never (entropy 0):
+    -(ln 2 + 0) / 2."""
+    assert uniform_frequency_loss(t([[1.0, 0.0], [0.0, 0.0]])).item() == pytest.approx(-LN2 / 2, abs=1e-5)
+
+
+def test_consistent_bits_sums_over_bits_and_averages_over_images():
+    """Image 1 differs by (1, -0.5): 1.25; image 2 is unchanged: 0; mean 0.625."""
+    e = t([[1.0, 0.0], [0.3, 0.3]])
+    et = t([[0.0, 0.5], [0.3, 0.3]])
+    assert consistent_bits_loss(e, et).item() == pytest.approx(0.625)
+
+
+def test_independent_bits_is_zero_for_orthonormal_hash_vectors():
+    """W^T W = I for orthonormal columns; weight diag(2, 0) gives (W^T W - I) = diag(3, -1): (9 + 1) / 4."""
+    assert independent_bits_loss(torch.eye(2)).item() == 0.0
+    assert independent_bits_loss(t([[2.0, 0.0], [0.0, 0.0]])).item() == pytest.approx(2.5)
+    # a (K=2, hidden=3) Linear weight with orthonormal rows: still zero
+    assert independent_bits_loss(t([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])).item() == 0.0
+
+
+def test_collaborative_loss_is_the_squared_error_to_the_conditioning_code():
+    """(0.25 - 0)^2 + (1 - 1)^2 = 0.0625 for one image, 0 for the other: mean 0.03125."""
+    e = t([[0.25, 1.0], [1.0, 0.0]])
+    b = t([[0.0, 1.0], [1.0, 0.0]])
+    assert collaborative_loss(e, b).item() == pytest.approx(0.03125)
+
+
+# ----------------------------------------------------------------------------- images
+def test_32x32_images_are_only_rescaled_to_minus_one_one():
+    x = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    x[1] = 255
+    out = images_to_tensor(x)
+    assert out.shape == (2, 3, 32, 32)
+    assert out[0].eq(-1).all() and out[1].eq(1).all()
+
+
+def test_mnist_size_images_are_zero_padded_centred():
+    """28x28 -> 32x32 with a 2-pixel black (-1) border; the digit's pixels are not resampled."""
+    x = np.full((1, 28, 28, 1), 255, dtype=np.uint8)
+    out = images_to_tensor(x)[0, 0]
+    assert out.shape == (32, 32)
+    assert out[2:30, 2:30].eq(1).all()
+    assert out[:2].eq(-1).all() and out[30:].eq(-1).all() and out[:, :2].eq(-1).all() and out[:, 30:].eq(-1).all()
+
+
+def test_small_images_are_resized_to_32():
+    """digits' 8x8: a constant image stays constant after bilinear upsampling."""
+    x = np.full((3, 8, 8, 1), 51, dtype=np.uint8)
+    out = images_to_tensor(x)
+    assert out.shape == (3, 1, 32, 32)
+    assert torch.allclose(out, torch.full_like(out, 51 / 127.5 - 1), atol=1e-6)
+
+
+def test_zero_range_transform_is_the_identity_and_flips_mirror():
+    """With no rotation or translation the sampling grid hits pixel centres exactly; a flip is an
+    exact mirror. Under one seed the draws repeat."""
+    x = torch.rand(16, 1, 8, 8)
+    same = random_affine(x, torch.Generator().manual_seed(0), 0.0, 0.0, flip=False)
+    assert torch.allclose(same, x, atol=1e-5)
+    flipped = random_affine(x, torch.Generator().manual_seed(0), 0.0, 0.0, flip=True)
+    is_id = (flipped - x).abs().amax(dim=(1, 2, 3)) < 1e-5
+    is_mirror = (flipped - x.flip(-1)).abs().amax(dim=(1, 2, 3)) < 1e-5
+    assert (is_id | is_mirror).all() and is_id.any() and is_mirror.any()
+    again = random_affine(x, torch.Generator().manual_seed(0), 0.0, 0.0, flip=True)
+    assert torch.equal(flipped, again)
+
+
+def test_transform_moves_pixels_within_the_stated_range():
+    """A 10-degree, 10% transform changes the image but keeps its mean level roughly."""
+    x = torch.zeros(4, 1, 32, 32)
+    x[:, :, 12:20, 12:20] = 1.0
+    out = random_affine(x, torch.Generator().manual_seed(1), 10.0, 0.1)
+    assert not torch.allclose(out, x)
+    assert torch.allclose(out.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)), rtol=0.2)
+
+
+# ----------------------------------------------------------------------------- method
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
+
+
+def test_lr_decays_in_equal_steps_to_lr_end():
+    """8uos: 9e-4 -> 3e-4 in 4 steps; over 10 epochs the levels change every 2 epochs."""
+    m = HashGAN(epochs=10, lr=9e-4, lr_end=3e-4, lr_steps=4)
+    assert [round(m._lr_at(e) * 1e4, 6) for e in range(10)] == [9, 9, 7.5, 7.5, 6, 6, 4.5, 4.5, 3, 3]
+
+
+def test_warmup_epochs_train_adversarially_only(images):
+    """warmup=0.5 of 2 epochs: no hashing loss in epoch 1, hashing loss in epoch 2."""
+    m = HashGAN(**{**TINY, "epochs": 2, "warmup": 0.5}).fit(images)
+    comps = m.history_["components"]
+    assert len(comps) == 2 and comps[0]["hashing"] == 0.0 and comps[1]["hashing"] != 0.0
+
+
+def test_codes_follow_the_paper_threshold_and_are_seeded(images):
+    """bit = E(x) - 0.5 >= 0, i.e. the paper's E(x) > 0.5; the same seed repeats, another differs."""
+    m = HashGAN(**TINY, random_state=3).fit(images)
+    e = m.encoder_probabilities(images)
+    assert e.shape == (40, 8) and ((e > 0) & (e < 1)).all()
+    codes = m.encode(images)
+    assert codes.dtype == bool and np.array_equal(codes, e >= 0.5)
+    assert np.array_equal(HashGAN(**TINY, random_state=3).fit(images).project(images), m.project(images))
+    assert not np.array_equal(HashGAN(**TINY, random_state=4).fit(images).project(images), m.project(images))
+
+
+def test_generator_samples_images_and_codes(images):
+    m = HashGAN(**TINY).fit(images)
+    imgs, b = m.sample(5)
+    assert imgs.shape == (5, 32, 32, 1) and imgs.dtype == np.uint8 and b.shape == (5, 8) and b.dtype == bool
+
+
+def test_rejects_features_and_wrong_channels(images):
+    """HashGAN takes images: a feature matrix, or colour images after grayscale training, are errors."""
+    with pytest.raises(InvalidInput, match="images"):
+        HashGAN(**TINY).fit(np.zeros((10, 64), dtype=np.float32))
+    m = HashGAN(**TINY).fit(images)
+    with pytest.raises(InvalidInput, match="1-channel"):
+        m.encode(np.zeros((2, 28, 28, 3), dtype=np.uint8))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when no GPU is present")
+def test_cuda_without_gpu_is_a_clear_error(images):
+    with pytest.raises(InvalidInput, match="GPU"):
+        HashGAN(**{**TINY, "device": "cuda"}).fit(images)
