@@ -17,11 +17,13 @@ Departures from the reference code (yangerkun/IJCAI2018_SSDH, HEAD 49d1938):
 - ``rule="paper"`` is the HEAD / paper rule; ``rule="original"`` reproduces the first release
   (994c03f), where every pair beyond mu_l - sigma_l is dissimilar;
 - no data augmentation: images are resized to 224 (as the official ``imresize``);
-- features-track default schedule: 50 epochs with Adam eps 1e-8 instead of 1.0 — eps = 1.0 turns
-  Adam into plain SGD at lr 1e-3 for these small gradients, which fine-tunes a pretrained
-  backbone gently but barely moves a freshly initialised head (tuned on digits pixels, see the
-  benchmarks); set ``adam_eps=1.0`` for the reference optimiser. The end-to-end track keeps
-  eps = 1.0.
+- features-track default schedule: 50 epochs (about 0.7 s of one CPU core per epoch on
+  5,000 x 512 features, so well under a minute; ``python -m benchmarks.deep``) with Adam eps 1e-8
+  instead of 1.0. eps = 1.0 turns Adam into plain SGD at lr 1e-3 for these small gradients, which
+  fine-tunes a pretrained backbone gently but barely moves a freshly initialised head: on the
+  ``digits`` protocol (pixels, 32 bits) MAP is 0.364 with eps 1.0 against 0.640 with 1e-8 (LSH
+  0.508; 20 or 100 epochs give 0.636). Set ``adam_eps=1.0`` for the reference optimiser; the
+  end-to-end track keeps it by default.
 - the last batch of an epoch may be smaller than 24 (the reference drops it).
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from hashbench.errors import InvalidInput
 from hashbench.similarity import RULES, semantic_similarity
 from hashbench.training import DeepHashMethod, FitContext
 
@@ -111,8 +114,6 @@ class SSDH(DeepHashMethod):
     def _check_params(self) -> None:
         super()._check_params()
         if self.rule not in RULES:
-            from hashbench.errors import InvalidInput
-
             raise InvalidInput(f"SSDH: unknown rule {self.rule!r}; use one of {', '.join(RULES)}")
 
     def _prepare(self, ctx: FitContext) -> None:

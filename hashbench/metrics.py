@@ -537,6 +537,8 @@ def _label_keys(query_labels, db_labels, nq: int, nd: int) -> tuple[np.ndarray, 
         qk = ql.astype(np.int64).view(np.uint64).reshape(nq, 1)
         dk = dl.astype(np.int64).view(np.uint64).reshape(nd, 1)
         return np.ascontiguousarray(qk), np.ascontiguousarray(dk), False
+    if ql.shape[1] == 0:
+        raise InvalidInput("multi-hot labels have no class column; give (n, C) arrays with C >= 1")
     if ql.shape[1] != dl.shape[1]:
         raise InvalidInput(
             f"multi-hot labels disagree in class count: {ql.shape[1]} (queries) vs {dl.shape[1]} (database)"
@@ -654,6 +656,9 @@ def hamming_histograms(
         raise InvalidInput(
             f"query codes have {qc.shape[1]} bits and database codes {dc.shape[1]}; encode both with one model"
         )
+    if qc.shape[1] > 65535:
+        # the kernel stores a distance in 16 bits
+        raise InvalidInput(f"codes of {qc.shape[1]} bits are too long; hashbench's metrics take up to 65535 bits")
     nq, nd = qc.shape[0], dc.shape[0]
     qk, dk, multi = _label_keys(query_labels, db_labels, nq, nd)
     kk = nd if topk is None else min(int(topk), nd)

@@ -240,7 +240,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
             else:
                 X = compute_features(dataset, representation, indices=indices, rotate=rotate,
                                      cache_dir=cfg.cache_dir, weights=cfg.weights, device=device,
-                                     progress=cfg.progress)
+                                     progress=cfg.progress, download=cfg.download)
             feature_cache[key] = np.asarray(X)
         return feature_cache[key]
 

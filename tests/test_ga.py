@@ -289,11 +289,10 @@ def test_ssdh_ga_with_neutral_attention_and_one_batch_trains_like_ssdh():
     np.testing.assert_allclose(neutral, plain, rtol=1e-4, atol=1e-4)
 
 
-def test_ssdh_ga_fits_encodes_and_is_deterministic():
+def test_ssdh_ga_fits_and_encodes():
+    # (determinism under a seed is checked for every method by tests/test_check_method.py)
     X = _digits()
     a = SSDHGA(n_bits=8, random_state=1, **SSDH_FAST).fit(X[:100])
     codes = a.encode(X[100:])
     assert codes.dtype == bool and codes.shape == (20, 8)
-    b = SSDHGA(n_bits=8, random_state=1, **SSDH_FAST).fit(X[:100])
-    np.testing.assert_array_equal(a.project(X), b.project(X))
-    assert all(np.isfinite(a.history_["loss"]))
+    assert len(a.history_["loss"]) == 2 and all(np.isfinite(a.history_["loss"]))
