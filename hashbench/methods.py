@@ -45,7 +45,7 @@ class HashMethod(BaseEstimator):
     rotation_angles: tuple = ()
 
     # -- to implement -----------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "HashMethod":  # pragma: no cover
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> HashMethod:  # pragma: no cover
         raise NotImplementedError
 
     def project(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover

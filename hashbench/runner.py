@@ -64,7 +64,9 @@ def parse_bits(spec: str | Iterable[int]) -> list[int]:
             try:
                 p = int(p)
             except ValueError:
-                raise InvalidInput(f"code length {p!r} is not an integer; give bits as e.g. --bits 16,32,64") from None
+                raise InvalidInput(
+                    f"code length {p!r} is not an integer; give bits as e.g. --bits 16,32,64"
+                ) from None
         out.append(check_n_bits(p))
     if not out:
         raise InvalidInput("no code length given; use e.g. --bits 16,32,64")
@@ -86,7 +88,9 @@ def parse_seeds(spec: str | Iterable[int]) -> list[int]:
             else:
                 out.append(int(part))
         except ValueError:
-            raise InvalidInput(f"seed {part!r} is not an integer or range; use e.g. --seeds 0,1,2 or --seeds 0-4") from None
+            raise InvalidInput(
+                f"seed {part!r} is not an integer or range; use e.g. --seeds 0,1,2 or --seeds 0-4"
+            ) from None
     if not out or min(out) < 0:
         raise InvalidInput("seeds must be non-negative integers, e.g. --seeds 0,1,2")
     return sorted(set(out))

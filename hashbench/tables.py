@@ -174,8 +174,7 @@ def paper_table(df: pd.DataFrame, published: pd.DataFrame, table: int, dataset: 
                 "published": float(p.iloc[0]) if len(p) and not pd.isna(p.iloc[0]) else np.nan,
                 "ours": float(m["map"].mean()) if len(m) else np.nan,
                 "ours_index_ties": float(m["map_index"].mean()) if len(m) and "map_index" in m else np.nan,
-                "track": ", ".join(sorted(f"{r}/{t}" for r, t in set(zip(m["representation"], m["track"]))))
-                if len(m) else "",
+                "track": ", ".join(sorted(set(m["representation"] + "/" + m["track"]))) if len(m) else "",
             })
     out = pd.DataFrame(rows)
     out["gap"] = out["ours"] - out["published"]

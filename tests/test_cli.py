@@ -142,3 +142,32 @@ def test_fit_sees_only_training_items_and_no_labels(tmp_path):
     train = make_split("digits", ds.labels, 0)["train"]
     assert y is None
     assert np.allclose(X, ds.images.load(train).reshape(len(train), -1) / 255.0)
+
+
+def test_datasets_and_methods_listings(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10" in out and "digits" in out and "mnist" in out and "nuswide21" in out
+    assert main(["methods", "ssdh*"]) == 0
+    out = capsys.readouterr().out
+    assert "ssdh" in out and "ssdh+ga" in out and "itq" not in out
+
+
+def test_paper_table_lays_records_beside_published(digits_run, tmp_path, capsys):
+    """`hashbench paper` matches our records to the paper's rows by method and code length."""
+    import shutil
+
+    shutil.copytree(digits_run / "digits" / "records", tmp_path / "cifar10" / "records")
+    for p in (tmp_path / "cifar10" / "records").iterdir():  # pose digits records as cifar10 ones
+        from hashbench.records import read_record, write_record
+
+        r = read_record(p)
+        r.meta["config"]["dataset"] = "cifar10"
+        write_record(p, r.meta, r.query_codes, r.db_codes, {k[6:]: v for k, v in r.arrays.items()
+                                                             if k.startswith("split_")})
+    assert main(["paper", "--out", str(tmp_path), "--dataset", "cifar10", "--table", "4"]) == 0
+    t = pd.read_csv(tmp_path / "cifar10" / "paper_table4.csv")
+    itq = t[(t["method"] == "ITQ") & (t["bits"] == 16)].iloc[0]
+    assert itq["published"] == pytest.approx(0.1999)  # Table 4, ITQ, CIFAR-10, 16 bits
+    assert not np.isnan(itq["ours"]) and itq["track"] == "pixels/features"
+    assert np.isnan(t[t["method"] == "HashGAN"]["ours"]).all()  # not run: empty, never invented
