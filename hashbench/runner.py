@@ -213,7 +213,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
                 params = {k: v for k, v in method.get_params(deep=False).items() if k not in RUNTIME_PARAMS}
                 config = {
                     "dataset": dataset_dirname(cfg.dataset),
-                    "dataset_source": dataset.source,
+                    "dataset_checksum": dataset.checksum or dataset.source,
                     "protocol": protocol_name,
                     "split_checksum": split_checksum(split),
                     "representation": representation if method.input == "features" else "images",
@@ -302,6 +302,7 @@ def _run_cell(cell: Cell, dataset, split, features, topk, device) -> None:
     query_s = time_queries(db_codes, q_codes, k=100)
     meta = {
         "config": cell.config,
+        "dataset_source": dataset.source,
         "split_sizes": {k: int(len(v)) for k, v in split.items()},
         "scores": _jsonable_scores(scores),
         "timings": {

@@ -38,7 +38,7 @@ def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
             if isinstance(v, float):
                 row[k] = v
         row.update(meta.get("timings", {}))
-        row["dataset_source"] = c.get("dataset_source", "")
+        row["dataset_source"] = meta.get("dataset_source", "")
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
