@@ -129,8 +129,9 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any], device: str, track: str | None):
-    """Instantiate a registered method with bits, seed, device, track and the user's parameters."""
+def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any], device: str, track: str | None,
+                 weights: str | None = None):
+    """Instantiate a registered method with bits, seed, device, track, backbone weights and the user's parameters."""
     cls = get_method(name)
     accepted = cls().get_params(deep=False)
     kwargs: dict[str, Any] = {"n_bits": n_bits}
@@ -140,6 +141,8 @@ def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any],
         kwargs["device"] = device
     if track is not None and "track" in accepted:
         kwargs["track"] = track
+    if weights is not None and "weights" in accepted:
+        kwargs["weights"] = weights
     for k, v in user_params.items():
         if k not in accepted:
             raise InvalidInput(
@@ -207,7 +210,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
     for name in methods:
         for b in bits:
             for s in seeds:
-                method = build_method(name, b, s, cfg.params.get(name, {}), device, cfg.track)
+                method = build_method(name, b, s, cfg.params.get(name, {}), device, cfg.track, cfg.weights)
                 track = method_track(method)
                 split = split_for(s)
                 params = {k: v for k, v in method.get_params(deep=False).items() if k not in RUNTIME_PARAMS}

@@ -171,3 +171,15 @@ def test_paper_table_lays_records_beside_published(digits_run, tmp_path, capsys)
     assert itq["published"] == pytest.approx(0.1999)  # Table 4, ITQ, CIFAR-10, 16 bits
     assert not np.isnan(itq["ours"]) and itq["track"] == "pixels/features"
     assert np.isnan(t[t["method"] == "HashGAN"]["ours"]).all()  # not run: empty, never invented
+
+
+@pytest.mark.parametrize("extra", [["--methods", "itq", "--features", "cnn:alexnet"],
+                                   ["--methods", "ssdh", "--track", "end2end"]])
+def test_missing_pretrained_weights_exit_2_with_how_to(extra, tmp_path, monkeypatch, capsys):
+    """No ImageNet weights offline: a message saying how to supply them, never a random network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HASHBENCH_CACHE", str(tmp_path / "cache"))
+    rc = main(["run", *extra, "--dataset", "digits", "--bits", "8", "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--weights" in err and "Traceback" not in err
+    assert not list((tmp_path / "o").rglob("*.npz"))
