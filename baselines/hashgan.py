@@ -35,7 +35,7 @@ from this class as "our re-implementation". What was reconstructed, and where fr
   makes sense: ``flip="auto"`` flips colour images and not grayscale ones (digits are not mirror
   symmetric). Implemented with ``affine_grid``/``grid_sample`` from a seeded generator.
 - Loss normalisations: L_ME and L_UF are means over entries/bits of the binary entropy in nats;
-  L_C and col are sums over bits, means over images; L_I is the mean over the K x K entries of
+  L_C and col are means over images and bits (squared errors); L_I is the mean over the K x K entries of
   (W^T W - I)^2, W (hidden x K) the hash head's weight; feature matching is the squared L2 norm of
   the difference of batch means.
 - Optimiser (8uos): Adam(beta1 = 0.5) for both players, learning rate decayed linearly from ``lr``
@@ -104,8 +104,9 @@ def uniform_frequency_loss(e: torch.Tensor) -> torch.Tensor:
 
 
 def consistent_bits_loss(e: torch.Tensor, e_transformed: torch.Tensor) -> torch.Tensor:
-    """L_C = mean_i ||E(x_i) - E(T(x_i))||^2: codes should survive small rotations/shifts/flips."""
-    return ((e - e_transformed) ** 2).sum(dim=1).mean()
+    """L_C = mean over images and bits of (E(x) - E(T(x)))^2: codes should survive small rotations,
+    shifts and flips. (Averaged over bits, not summed, so it weighs like the per-bit L_ME and L_UF.)"""
+    return ((e - e_transformed) ** 2).mean()
 
 
 def independent_bits_loss(weight: torch.Tensor) -> torch.Tensor:
@@ -119,8 +120,9 @@ def independent_bits_loss(weight: torch.Tensor) -> torch.Tensor:
 
 
 def collaborative_loss(e_fake: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """mean_j ||E(G(z_j, b_j)) - b_j||^2: the encoder recovers the code a generated image was drawn with."""
-    return ((e_fake - b) ** 2).sum(dim=1).mean()
+    """Mean over images and bits of (E(G(z, b)) - b)^2: the encoder recovers the code a generated
+    image was drawn with."""
+    return ((e_fake - b) ** 2).mean()
 
 
 # ----------------------------------------------------------------------------- images

@@ -52,7 +52,9 @@ def ssdh_loss(u: torch.Tensor, S: torch.Tensor, v: torch.Tensor | None = None) -
 
 
 class SSDH(DeepHashMethod):
-    """SSDH (Yang et al., IJCAI 2018). Parameters: those of :class:`DeepHashMethod`, plus
+    """SSDH (Yang et al., IJCAI 2018): a pairwise loss toward a similarity mined from fc7 distances.
+
+    Parameters: those of :class:`DeepHashMethod`, plus
 
     alpha, beta: the threshold widths (2, 2); bins: histogram bins on [0, 1) (100);
     rule: "paper" or "original" (see module docstring); adam_eps: Adam's epsilon (None = 1.0 on the

@@ -202,6 +202,10 @@ class USDH(DeepHashMethod):
     def fit(self, X, y=None, rotated: Sequence[np.ndarray] | None = None):
         """Train on training items X (and, on the features track, their rotated representations)."""
         self._rotated = None
+        if self.track == "features":
+            # bad features or parameters are reported before any warning about rotations
+            self._check_params()
+            self._check_input(X, fitting=True)
         if self.track == "features" and float(self.w_rot) != 0.0:
             if rotated is None or len(rotated) == 0:
                 warnings.warn(

@@ -58,11 +58,11 @@ def test_uniform_frequency_rewards_balanced_bits_only():
     assert uniform_frequency_loss(t([[1.0, 0.0], [0.0, 0.0]])).item() == pytest.approx(-LN2 / 2, abs=1e-5)
 
 
-def test_consistent_bits_sums_over_bits_and_averages_over_images():
-    """Image 1 differs by (1, -0.5): 1.25; image 2 is unchanged: 0; mean 0.625."""
+def test_consistent_bits_averages_squared_changes_over_images_and_bits():
+    """Image 1 changes by (1, -0.5): squares 1 and 0.25; image 2 is unchanged: mean of 4 entries 0.3125."""
     e = t([[1.0, 0.0], [0.3, 0.3]])
     et = t([[0.0, 0.5], [0.3, 0.3]])
-    assert consistent_bits_loss(e, et).item() == pytest.approx(0.625)
+    assert consistent_bits_loss(e, et).item() == pytest.approx(0.3125)
 
 
 def test_independent_bits_is_zero_for_orthonormal_hash_vectors():
@@ -74,10 +74,10 @@ def test_independent_bits_is_zero_for_orthonormal_hash_vectors():
 
 
 def test_collaborative_loss_is_the_squared_error_to_the_conditioning_code():
-    """(0.25 - 0)^2 + (1 - 1)^2 = 0.0625 for one image, 0 for the other: mean 0.03125."""
+    """Only one of the four entries misses its code, by 0.25: 0.0625 / 4."""
     e = t([[0.25, 1.0], [1.0, 0.0]])
     b = t([[0.0, 1.0], [1.0, 0.0]])
-    assert collaborative_loss(e, b).item() == pytest.approx(0.03125)
+    assert collaborative_loss(e, b).item() == pytest.approx(0.015625)
 
 
 # ----------------------------------------------------------------------------- images
