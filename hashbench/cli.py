@@ -92,7 +92,7 @@ def _run_config(args):
         bits=parse_bits(args.bits), seeds=parse_seeds(args.seeds), data_root=args.data_root,
         download=args.download, protocol=args.protocol, representation=args.representation, weights=args.weights,
         track=args.track, params=parse_params(args.params), device=args.device, out=args.out, force=args.force,
-        cache_dir=args.cache_dir, progress=not args.no_progress,
+        cache_dir=args.cache_dir, progress=not args.no_progress, command=getattr(args, "command_line", ""),
     )
 
 
@@ -102,27 +102,32 @@ def _command_line(argv) -> str:
 
 def cmd_run(args, argv) -> int:
     from .runner import dataset_dirname, run_grid
-    from .tables import pivot, records_to_frame, to_markdown, write_tables
+    from .tables import latest_per_cell, load_frame, pivot, records_to_frame, to_markdown, write_tables
 
     cfg = _run_config(args)
-    records = run_grid(cfg)
-    df = records_to_frame(records)
+    ours = records_to_frame(run_grid(cfg))
     out_dir = Path(cfg.out) / dataset_dirname(cfg.dataset)
+    # The tables show this run beside the other methods already run into the same folder under the
+    # same protocol and split (so `run --methods ssdh` adds a row instead of replacing the table).
+    everything = load_frame(out_dir / "records")
+    same_split = everything[everything["split_checksum"].isin(set(ours["split_checksum"]))
+                            & everything["protocol"].isin(set(ours["protocol"]))]
+    df = latest_per_cell(same_split, prefer=ours["record_key"])
     paths = write_tables(df, out_dir, title=f"{cfg.dataset}: hashing methods compared", command=_command_line(argv))
-    print(to_markdown(pivot(df, "map", ".4f")))
+    print(to_markdown(pivot(ours, "map", ".4f")))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
 def cmd_tables(args, argv) -> int:
-    from .tables import load_frame, write_tables
+    from .tables import latest_per_cell, load_frame, write_tables
 
     root = Path(args.out)
     folders = [root / args.dataset] if args.dataset else sorted(p.parent for p in root.glob("*/records"))
     if not folders or not any((f / "records").is_dir() for f in folders):
         raise InvalidInput(f"no records under {root}; run `hashbench run --out {root} ...` first")
     for folder in folders:
-        df = load_frame(folder / "records")
+        df = latest_per_cell(load_frame(folder / "records"))
         if df.empty:
             continue
         paths = write_tables(df, folder, title=f"{folder.name}: hashing methods compared",
@@ -202,7 +207,7 @@ def cmd_check(args, argv) -> int:
 
 def cmd_paper(args, argv) -> int:
     from .records import atomic_write_text
-    from .tables import load_frame, paper_table, render_paper_table
+    from .tables import latest_per_cell, load_frame, paper_table, render_paper_table
 
     published_path = Path(args.published) if args.published else (
         Path(__file__).resolve().parent.parent / "results" / "published" / "uhga2020_published.csv")
@@ -211,7 +216,7 @@ def cmd_paper(args, argv) -> int:
                            "(the CSV shipped in hashbench's results/published/)")
     published = pd.read_csv(published_path)
     folder = Path(args.out) / args.dataset
-    df = load_frame(folder / "records") if (folder / "records").is_dir() else pd.DataFrame()
+    df = latest_per_cell(load_frame(folder / "records")) if (folder / "records").is_dir() else pd.DataFrame()
     if df.empty:
         raise InvalidInput(f"no records under {folder}; run `hashbench run --dataset {args.dataset} --out {args.out} "
                            "--methods all` first")
@@ -252,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = _command_line(argv)
     try:
         return int(args.func(args, argv) or 0)
     except HashbenchError as exc:

@@ -50,6 +50,7 @@ class RunConfig:
     force: bool = False
     cache_dir: str | None = None
     progress: bool = True
+    command: str = ""  # the command line that asked for this run, stored in each record
 
 
 def parse_bits(spec: str | Iterable[int]) -> list[int]:
@@ -255,7 +256,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
     for cell in bar:
         if hasattr(bar, "set_description"):
             bar.set_description(f"{cell.method_name} {cell.n_bits}b seed {cell.seed}")
-        _run_cell(cell, dataset, split_for(cell.seed), features, topk, device)
+        _run_cell(cell, dataset, split_for(cell.seed), features, topk, device, cfg.command)
     return [rec.read_record(c.path) for c in cells]
 
 
@@ -280,7 +281,7 @@ def _inputs(method, dataset, idx: np.ndarray, features) -> np.ndarray:
     return features()[idx]
 
 
-def _run_cell(cell: Cell, dataset, split, features, topk, device) -> None:
+def _run_cell(cell: Cell, dataset, split, features, topk, device, command: str = "") -> None:
     from .metrics import evaluate
     from .search import time_queries
 
@@ -316,6 +317,7 @@ def _run_cell(cell: Cell, dataset, split, features, topk, device) -> None:
         "bytes_per_code": (cell.n_bits + 7) // 8,
         "versions": rec.versions(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command,
     }
     rec.write_record(cell.path, meta, q_codes, db_codes, split)
 

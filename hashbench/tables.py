@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .protocols import PROTOCOLS
-from .records import Record, atomic_write_text, iter_record_paths, read_meta
+from .records import Record, atomic_write_text, cell_key, iter_record_paths, read_meta
 
 #: the order of the paper's comparison (Table 4), then the other registered methods.
 METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]
@@ -39,14 +39,14 @@ def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
                 row[k] = v
         row.update(meta.get("timings", {}))
         row["dataset_source"] = meta.get("dataset_source", "")
+        row["created"] = meta.get("created", "")
+        row["command"] = meta.get("command", "")
+        row["record_key"] = cell_key(c)
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    df["_order"] = df["method"].map(lambda m: order.get(m, len(order)))
-    df = df.sort_values(["dataset", "_order", "method", "representation", "track", "n_bits", "seed"])
-    return df.drop(columns="_order").reset_index(drop=True)
+    return records_to_frame_order(df)
 
 
 def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None) -> pd.DataFrame:
@@ -115,8 +115,11 @@ def render_markdown(df: pd.DataFrame, title: str, command: str | None = None) ->
                 to_markdown(pivot(spread, "tie_range", ".4f"))]
     if "train_s" in df:
         out += ["", "Training time in seconds (mean over seeds):", "", to_markdown(pivot(df, "train_s", ".2f"))]
+    runs = [c for c in dict.fromkeys(df.get("command", pd.Series(dtype=str)).fillna("")) if c]
+    if runs:
+        out += ["", "Records produced by:", "", *[f"- `{c}`" for c in runs]]
     if command:
-        out += ["", f"Produced by `{command}`."]
+        out += ["", f"Tables written by `{command}`."]
     return "\n".join(out) + "\n"
 
 
@@ -135,6 +138,28 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, title: str, command: str
 def load_frame(records_root: str | Path) -> pd.DataFrame:
     """Every record below a folder, as a frame (metadata only; codes are not read)."""
     return records_to_frame(read_meta(p) for p in iter_record_paths(records_root))
+
+
+CELL = ["dataset", "protocol", "split_checksum", "method", "representation", "track", "n_bits", "seed"]
+
+
+def latest_per_cell(df: pd.DataFrame, prefer: Iterable[str] = ()) -> pd.DataFrame:
+    """One record per cell (same data, split, method, input, bits, seed): the one whose key is in
+    ``prefer`` (the run just made), else the most recent. Records of other hyperparameters of the same
+    cell are older runs and would otherwise be averaged in as if they were seeds."""
+    if df.empty:
+        return df
+    prefer = set(prefer)
+    ranked = df.assign(_pref=df["record_key"].isin(prefer)).sort_values(["_pref", "created"], kind="stable")
+    out = ranked.drop_duplicates(CELL, keep="last").drop(columns="_pref")
+    return records_to_frame_order(out)
+
+
+def records_to_frame_order(df: pd.DataFrame) -> pd.DataFrame:
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    df = df.assign(_order=df["method"].map(lambda m: order.get(m, len(order))))
+    df = df.sort_values(["dataset", "_order", "method", "representation", "track", "n_bits", "seed"])
+    return df.drop(columns="_order").reset_index(drop=True)
 
 
 def mean_map(df: pd.DataFrame) -> pd.DataFrame:

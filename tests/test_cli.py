@@ -183,3 +183,18 @@ def test_missing_pretrained_weights_exit_2_with_how_to(extra, tmp_path, monkeypa
     err = capsys.readouterr().err
     assert rc == 2 and "--weights" in err and "Traceback" not in err
     assert not list((tmp_path / "o").rglob("*.npz"))
+
+
+def test_runs_accumulate_into_one_table(tmp_path):
+    """A second run into the same folder adds its method's row; a re-run with other hyperparameters
+    replaces that method's row instead of being averaged in as another seed."""
+    base = ["--dataset", "digits", "--bits", "16", "--out", str(tmp_path), "--no-progress"]
+    assert main(["run", "--methods", "itq", *base]) == 0
+    assert main(["run", "--methods", "lsh", *base]) == 0
+    table = pd.read_csv(tmp_path / "digits" / "map.csv").set_index("method")
+    assert set(table.index) == {"itq", "lsh"}
+    before = table.loc["itq", "16"]
+    assert main(["run", "--methods", "itq", "--set", "itq.n_iter=0", *base]) == 0
+    after = pd.read_csv(tmp_path / "digits" / "map.csv").set_index("method")
+    assert len(after) == 2 and after.loc["itq", "16"] != before
+    assert "itq.n_iter=0" in (tmp_path / "digits" / "map.md").read_text()
