@@ -60,7 +60,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from baselines.ssdh import SSDH, ssdh_loss
+from baselines.ssdh import SSDH, ssdh_pair_loss
 from hashbench.errors import InvalidInput
 from hashbench.training import FitContext
 
@@ -351,16 +351,6 @@ class GradientAttention:
 # ----------------------------------------------------------------------------------------------
 # SSDH + GA
 # ----------------------------------------------------------------------------------------------
-
-
-def ssdh_pair_loss(P: Tensor, S: Tensor, n_bits: int) -> Tensor:
-    """SSDH's loss (survey eq. 59) as a function of the inner products P = U V^T: mean |S| (P/K - S)^2.
-
-    Evaluated by :func:`baselines.ssdh.ssdh_loss` itself, with u = P and v = (m / K) I_m, so that
-    u v^T / m = P / K: one definition of the loss for SSDH and SSDH+GA.
-    """
-    m = P.shape[1]
-    return ssdh_loss(P, S, torch.eye(m, dtype=P.dtype, device=P.device) * (m / float(n_bits)))
 
 
 class SSDHGA(SSDH):

@@ -225,6 +225,8 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
                     "track": track,
                     "method": name,
                     "params": params,
+                    # parameters left at None resolve through class defaults (epochs per track): key them too
+                    "class_defaults": {"default_epochs": getattr(method, "default_epochs", None)},
                     "n_bits": b,
                     "seed": s,
                     "metric": {"topk": topk, "zero_relevant": "count"},
