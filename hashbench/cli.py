@@ -42,6 +42,8 @@ def _add_grid_args(p: argparse.ArgumentParser, need_methods: bool = True) -> Non
     p.add_argument("--cache-dir", help="feature cache (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
     p.add_argument("--force", action="store_true", help="re-run cells that already have a record")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, help="CPU threads for torch, BLAS and the metric kernel (default: all "
+                   "cores); use 1 per job when running several jobs on one machine")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +86,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _limit_threads(n: int | None) -> None:
+    """Cap the thread pools of this process (torch, BLAS, numba); oversubscribed OpenMP pools spin."""
+    if n is None:
+        return
+    if n < 1:
+        raise InvalidInput(f"--threads {n}: give a positive number of threads")
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover
+        pass
+
+
 def _run_config(args):
     from .runner import RunConfig, parse_bits, parse_params, parse_seeds
+
+    _limit_threads(getattr(args, "threads", None))
 
     return RunConfig(
         dataset=args.dataset, methods=[m for m in (args.methods or "all").split(",")],
