@@ -48,9 +48,9 @@ from this class as "our re-implementation". What was reconstructed, and where fr
 - Codes: the paper's b = [E(x) > 0.5]. hashbench's convention is bit = (h >= 0), so ``project``
   returns h = E(x) - 0.5; the two differ only when E(x) is exactly 0.5.
 
-Schedule: the default ``epochs`` makes a CIFAR-10 run (5,000 training images) finish in about ten
-minutes on a 2-core CPU (measured: see the ``epochs`` parameter). The paper-scale schedule is
-``--set hashgan.epochs=100`` (8uos found 50 best; mode collapse later).
+Schedule: the default (50 epochs, batch 100) makes a CIFAR-10 run (5,000 training images) take
+about 6 minutes on a 2-core CPU (7.5 s per epoch measured); the paper-scale schedule is
+``--set hashgan.epochs=100``. ``device="cuda"`` trains on a GPU.
 """
 
 from __future__ import annotations
@@ -230,11 +230,13 @@ class HashGAN(HashMethod):
 
     Parameters:
         n_bits: code length K.
-        epochs: passes over the training images. Default 40: measured ~11 s per epoch on 5,000
-            CIFAR-size images on 2 CPU cores with the default widths (~8 min a run). Paper scale:
-            100 (``--set hashgan.epochs=100``).
+        epochs: passes over the training images. Default 50, 8uos's best (mode collapse set in
+            later): measured 7.5 s per epoch on 5,000 CIFAR-size 32x32x3 images on 2 CPU cores with
+            the default widths (13 s on one core), so a CIFAR-10 run takes about 6 minutes. The
+            paper-scale schedule is 100 (``--set hashgan.epochs=100``).
         batch_size: images per step (8uos: 100).
-        lr, lr_end: Adam learning rate, decayed linearly from lr to lr_end in ``lr_steps`` steps.
+        lr, lr_end, lr_steps: Adam's learning rate, decayed linearly from lr to lr_end in lr_steps
+            equal steps spread evenly over the epochs (8uos: 9e-4 -> 3e-4 in 4 steps).
         beta1: Adam's beta1 (0.5, as for GANs).
         noise_dim: size of the continuous noise z ~ U(0, 1) (128).
         g_width, d_width: base channel widths of G and of the D/E trunk (doubling twice).
@@ -257,7 +259,7 @@ class HashGAN(HashMethod):
     def __init__(
         self,
         n_bits: int = 32,
-        epochs: int = 40,
+        epochs: int = 50,
         batch_size: int = 100,
         lr: float = 9e-4,
         lr_end: float = 3e-4,

@@ -159,6 +159,13 @@ def cmd_tables(args, argv) -> int:
     return 0
 
 
+def _cell_text(v) -> str:
+    """A CSV cell as text: empty for NaN, ``0`` for a seed pandas read as 0.0."""
+    if pd.isna(v):
+        return ""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
 def _read_reference(path: str) -> pd.DataFrame:
     try:
         ref = pd.read_csv(path)
@@ -171,6 +178,18 @@ def _read_reference(path: str) -> pd.DataFrame:
     if missing:
         raise InvalidInput(f"reference file {path} lacks column(s) {', '.join(sorted(missing))}; "
                            "expected dataset,method,bits,map")
+    if ref.empty:
+        raise InvalidInput(f"reference file {path} has no rows")
+    for col in ("bits", "map"):
+        values = pd.to_numeric(ref[col], errors="coerce")
+        bad = ref.index[values.isna()]
+        if len(bad):
+            raise InvalidInput(f"reference file {path}, row {bad[0] + 2}: {col} {ref[col][bad[0]]!r} is not a number")
+        ref[col] = values
+    ref["bits"] = ref["bits"].astype(int)
+    ref["method"] = ref["method"].astype(str).str.strip().str.lower()
+    for col in ("seeds", "protocol", "representation", "track"):
+        ref[col] = ref[col].map(_cell_text) if col in ref else ""
     return ref
 
 
@@ -181,12 +200,16 @@ def cmd_check(args, argv) -> int:
     if args.write:
         if not args.dataset:
             raise InvalidInput("check --write needs --dataset (and --methods, --bits) to know what to run")
+        if args.params:
+            raise InvalidInput("check --write runs default hyperparameters only; a reference cannot store --set values")
         cfg = _run_config(args)
-        df = mean_map(records_to_frame(run_grid(cfg)))
-        df = df.rename(columns={"n_bits": "bits"})
+        frame = records_to_frame(run_grid(cfg))
+        df = mean_map(frame).rename(columns={"n_bits": "bits"})
+        df["dataset"] = cfg.dataset  # the name `check` runs again, not the output folder's
         df["seeds"] = ",".join(map(str, cfg.seeds))
-        for key in ("protocol", "representation", "track"):
-            df[key] = getattr(args, key, None) or ""
+        df["protocol"] = frame["protocol"].iloc[0]
+        df["representation"] = cfg.representation or ""
+        df["track"] = cfg.track or ""
         from .records import atomic_write_text
 
         atomic_write_text(args.reference, df[["dataset", "method", "bits", "map", "seeds", "protocol",
@@ -195,10 +218,6 @@ def cmd_check(args, argv) -> int:
         return 0
 
     ref = _read_reference(args.reference)
-    for col in ("seeds", "protocol", "representation", "track"):
-        if col not in ref:
-            ref[col] = ""
-    ref = ref.fillna("")
     rows = []
     group_cols = ["dataset", "seeds", "protocol", "representation", "track"]
     for (dataset, seeds, protocol, representation, track), group in ref.groupby(group_cols, sort=False):
@@ -215,9 +234,9 @@ def cmd_check(args, argv) -> int:
         for r in group.itertuples():
             ours = got.get((r.method, int(r.bits)))
             delta = None if ours is None else ours - float(r.map)
-            failed = ours is None or delta < -args.tolerance
+            status = "MISSING" if ours is None else ("DROP" if delta < -args.tolerance else "ok")
             rows.append({"dataset": dataset, "method": r.method, "bits": int(r.bits), "reference": float(r.map),
-                         "ours": ours, "delta": delta, "status": "DROP" if failed else "ok"})
+                         "ours": ours, "delta": delta, "status": status})
     report = pd.DataFrame(rows)
     print(report.to_markdown(index=False, floatfmt=".4f"))
     drops = report[report["status"] != "ok"]
@@ -268,7 +287,7 @@ def cmd_methods(args, argv) -> int:
         try:
             cls = get_method(name)
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            inp = "images" if cls.input == "images" else ("features or images" if cls.deep else "features")
+            inp = "images" if cls().input == "images" else ("features or images" if cls.deep else "features")
         except Exception as exc:  # a broken third-party entry point should not hide the others
             doc, inp = f"(cannot load: {exc})", "?"
         rows.append({"method": name, "input": inp, "description": doc})

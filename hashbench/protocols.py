@@ -148,7 +148,12 @@ def given_split(split: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         idx = np.asarray(split[part], dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise InvalidInput(f"the given split's {part!r} part has indices outside 0..{n - 1}")
+        if not idx.size and part != "train":
+            raise InvalidInput(f"the given split's {part!r} part is empty")
         out[part] = idx
+    if np.intersect1d(out["query"], out["database"]).size:
+        raise InvalidInput("the given split's queries also appear in its database; a query would retrieve itself. "
+                           "Fix the lists (test.txt and database.txt must not share images)")
     return out
 
 

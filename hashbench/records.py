@@ -24,6 +24,8 @@ import numpy as np
 from .errors import InvalidInput
 
 RECORD_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def cell_key(config: dict[str, Any]) -> str:
@@ -70,6 +72,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -23,7 +23,7 @@ from .methods import get_method, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
 
 #: parameters that change how a cell runs but not what it computes: kept out of the cache key.
-RUNTIME_PARAMS = {"device", "verbose", "checkpoint_dir", "n_jobs"}
+RUNTIME_PARAMS = {"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs"}
 
 #: the default representation of each dataset for methods that take vectors.
 DEFAULT_REPRESENTATION = {"digits": "pixels", "mnist": "pixels", "synthetic": "pixels", "cifar10": "gist",
@@ -151,6 +151,12 @@ def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any],
             )
         if k in ("n_bits", "random_state"):
             raise InvalidInput(f"set {k} with --bits / --seeds, not --set {name}.{k}")
+        default = accepted[k]
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise InvalidInput(f"--set {name}.{k}={v!r}: expected a number like its default {default!r}")
+        if isinstance(default, bool) and not isinstance(v, bool):
+            raise InvalidInput(f"--set {name}.{k}={v!r}: expected True or False")
         kwargs[k] = v
     return cls(**kwargs)
 
@@ -221,18 +227,25 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
                     "protocol": protocol_name,
                     "split_checksum": split_checksum(split),
                     "representation": representation if method.input == "features" else "images",
-                    "weights": cfg.weights,
+                    # the weights file matters only where a backbone computes the input
+                    "weights": cfg.weights if (str(representation).startswith("cnn:") or track == "end2end")
+                    else None,
                     "track": track,
                     "method": name,
                     "params": params,
-                    # parameters left at None resolve through class defaults (epochs per track): key them too
-                    "class_defaults": {"default_epochs": getattr(method, "default_epochs", None)},
                     "n_bits": b,
                     "seed": s,
                     "metric": {"topk": topk, "zero_relevant": "count"},
                 }
+                if getattr(method, "default_epochs", None) is not None:
+                    # parameters left at None resolve through class defaults (epochs per track): key them too
+                    config["class_defaults"] = {"default_epochs": method.default_epochs}
                 cells.append(Cell(name, b, s, method, config, rec.record_path(records_dir, config)))
 
+    for c in cells:  # fail before any cell runs, not halfway through the grid
+        if c.method.input == "images" and dataset.images is None:
+            raise InvalidInput(f"method {c.method_name!r} trains on images, but dataset {cfg.dataset!r} holds only "
+                               "features; use an image dataset (cifar10, mnist, digits, imagefolder:DIR)")
     todo = [c for c in cells if cfg.force or not c.path.exists()]
     if len(todo) < len(cells):
         log(f"{len(cells) - len(todo)} of {len(cells)} cells already finished in {records_dir}; "
@@ -293,14 +306,21 @@ def _run_cell(cell: Cell, dataset, split, features, topk, device, command: str =
     if getattr(method, "rotation_angles", ()) and method.input == "features":
         fit_kwargs["rotated"] = [features(rotate=a, indices=train_idx) for a in method.rotation_angles]
     X_train = _inputs(method, dataset, train_idx, features)
-    t0 = time.perf_counter()
-    method.fit(X_train, **fit_kwargs)  # unsupervised: labels never reach fit
-    train_s = time.perf_counter() - t0
-    del X_train
-    t0 = time.perf_counter()
-    q_codes = np.asarray(method.encode(_inputs(method, dataset, query_idx, features)), dtype=bool)
-    db_codes = _encode_in_chunks(method, dataset, db_idx, features)
-    encode_s = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        method.fit(X_train, **fit_kwargs)  # unsupervised: labels never reach fit
+        train_s = time.perf_counter() - t0
+        del X_train
+        t0 = time.perf_counter()
+        q_codes = np.asarray(method.encode(_inputs(method, dataset, query_idx, features)), dtype=bool)
+        db_codes = _encode_in_chunks(method, dataset, db_idx, features)
+        encode_s = time.perf_counter() - t0
+    except (ValueError, TypeError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        # A method rejecting its hyperparameters or data; a user can fix it with --set or the data.
+        raise InvalidInput(
+            f"method {cell.method_name!r} failed at {cell.n_bits} bits, seed {cell.seed}: "
+            f"{type(exc).__name__}: {exc}; check its --set {cell.method_name}.* values and the input data"
+        ) from exc
     if q_codes.shape != (len(query_idx), cell.n_bits) or db_codes.shape != (len(db_idx), cell.n_bits):
         raise HashbenchError(f"method {cell.method_name} returned codes of shape {q_codes.shape} / {db_codes.shape}, "
                              f"expected (n, {cell.n_bits})")
@@ -319,6 +339,7 @@ def _run_cell(cell: Cell, dataset, split, features, topk, device, command: str =
         "bytes_per_code": (cell.n_bits + 7) // 8,
         "versions": rec.versions(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created_ns": time.time_ns(),
         "command": command,
     }
     rec.write_record(cell.path, meta, q_codes, db_codes, split)

@@ -19,7 +19,7 @@ from .records import Record, atomic_write_text, cell_key, iter_record_paths, rea
 
 #: the order of the paper's comparison (Table 4), then the other registered methods.
 METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]
-ROW_KEYS = ["method", "representation", "track"]
+ROW_KEYS = ["method", "protocol", "representation", "track"]
 
 
 def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
@@ -39,14 +39,24 @@ def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
                 row[k] = v
         row.update(meta.get("timings", {}))
         row["dataset_source"] = meta.get("dataset_source", "")
-        row["created"] = meta.get("created", "")
+        row["created"] = meta.get("created_ns") or _ns(meta.get("created", ""))
         row["command"] = meta.get("command", "")
         row["record_key"] = cell_key(c)
+        # everything of the configuration but the seed: rows of one table share it
+        row["config_id"] = cell_key({k: v for k, v in c.items() if k not in ("seed", "split_checksum")})
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     return records_to_frame_order(df)
+
+
+def _ns(stamp: str) -> int:
+    """Nanoseconds since the epoch of a record's ``created`` stamp (records written before ``created_ns``)."""
+    try:
+        return int(pd.Timestamp(stamp).value)
+    except (ValueError, TypeError):
+        return 0
 
 
 def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None) -> pd.DataFrame:
@@ -140,19 +150,23 @@ def load_frame(records_root: str | Path) -> pd.DataFrame:
     return records_to_frame(read_meta(p) for p in iter_record_paths(records_root))
 
 
-CELL = ["dataset", "protocol", "split_checksum", "method", "representation", "track", "n_bits", "seed"]
+TABLE_CELL = ["dataset", "protocol", "method", "representation", "track", "n_bits"]
 
 
 def latest_per_cell(df: pd.DataFrame, prefer: Iterable[str] = ()) -> pd.DataFrame:
-    """One record per cell (same data, split, method, input, bits, seed): the one whose key is in
-    ``prefer`` (the run just made), else the most recent. Records of other hyperparameters of the same
-    cell are older runs and would otherwise be averaged in as if they were seeds."""
+    """One configuration per table cell (dataset, protocol, method, input, bits) and one record per seed.
+
+    The configuration kept is that of the records in ``prefer`` (the run just made), else the most
+    recent one. Records of other hyperparameters or other data copies are older runs: averaging them
+    in would pass them off as further seeds.
+    """
     if df.empty:
         return df
-    prefer = set(prefer)
-    ranked = df.assign(_pref=df["record_key"].isin(prefer)).sort_values(["_pref", "created"], kind="stable")
-    out = ranked.drop_duplicates(CELL, keep="last").drop(columns="_pref")
-    return records_to_frame_order(out)
+    ranked = df.assign(_pref=df["record_key"].isin(set(prefer))).sort_values(["_pref", "created"], kind="stable")
+    chosen = ranked.drop_duplicates(TABLE_CELL, keep="last")[[*TABLE_CELL, "config_id"]]
+    kept = ranked.merge(chosen, on=[*TABLE_CELL, "config_id"])
+    kept = kept.drop_duplicates([*TABLE_CELL, "seed"], keep="last").drop(columns="_pref")
+    return records_to_frame_order(kept)
 
 
 def records_to_frame_order(df: pd.DataFrame) -> pd.DataFrame:
@@ -187,20 +201,23 @@ def paper_table(df: pd.DataFrame, published: pd.DataFrame, table: int, dataset: 
     """
     pub = published[(published["table"] == table) & (published["dataset"] == dataset)]
     rows = []
-    ours = df[df["dataset"] == dataset] if not df.empty else df
+    ours = df[(df["dataset"] == dataset) & (df["protocol"] == dataset)] if not df.empty else df
     for label in dict.fromkeys(pub["method"]):
         name = PAPER_NAMES.get(label, label.lower())
         mine = ours[ours["method"] == name] if not ours.empty else ours
-        for bits in sorted(pub["bits"].unique()):
-            p = pub[(pub["method"] == label) & (pub["bits"] == bits)]["value"]
-            m = mine[mine["n_bits"] == bits] if not mine.empty else mine
-            rows.append({
-                "method": label, "bits": int(bits),
-                "published": float(p.iloc[0]) if len(p) and not pd.isna(p.iloc[0]) else np.nan,
-                "ours": float(m["map"].mean()) if len(m) else np.nan,
-                "ours_index_ties": float(m["map_index"].mean()) if len(m) and "map_index" in m else np.nan,
-                "track": ", ".join(sorted(set(m["representation"] + "/" + m["track"]))) if len(m) else "",
-            })
+        inputs = sorted(set(mine["representation"] + "/" + mine["track"])) if len(mine) else [""]
+        for inp in inputs:  # one row per input we ran the method on: never averaged across tracks
+            m = mine[mine["representation"] + "/" + mine["track"] == inp] if inp else mine
+            for bits in sorted(pub["bits"].unique()):
+                p = pub[(pub["method"] == label) & (pub["bits"] == bits)]["value"]
+                mb = m[m["n_bits"] == bits] if len(m) else m
+                rows.append({
+                    "method": label, "bits": int(bits),
+                    "published": float(p.iloc[0]) if len(p) and not pd.isna(p.iloc[0]) else np.nan,
+                    "ours": float(mb["map"].mean()) if len(mb) else np.nan,
+                    "ours_index_ties": float(mb["map_index"].mean()) if len(mb) else np.nan,
+                    "track": inp,
+                })
     out = pd.DataFrame(rows)
     out["gap"] = out["ours"] - out["published"]
     return out
@@ -208,13 +225,12 @@ def paper_table(df: pd.DataFrame, published: pd.DataFrame, table: int, dataset: 
 
 def render_paper_table(t: pd.DataFrame, table: int, dataset: str, metric: str) -> str:
     """Markdown: one row per method, for each code length 'published / ours'."""
-    wide = {}
+    wide: dict[tuple, dict] = {}
     for r in t.itertuples():
         cell = f"{fmt_float(r.published) or '—'} / {fmt_float(r.ours) or '—'}"
-        wide.setdefault(r.method, {"method": r.method})[str(r.bits)] = cell
-    tracks = t.groupby("method", sort=False)["track"].agg(lambda s: ", ".join(sorted({x for x in s if x})))
-    for m, tr in tracks.items():
-        wide[m]["our input"] = tr or "not run"
+        row = wide.setdefault((r.method, r.track), {"method": r.method})
+        row[str(r.bits)] = cell
+        row["our input"] = r.track or "not run"
     body = pd.DataFrame(list(wide.values()))
     title = {3: "Table 3, the effect of gradient attention", 4: "Table 4, comparison"}[table]
     return (f"# UHGA paper {title}: {dataset}, {metric}\n\nEach cell: published / ours (tie-aware). Published "

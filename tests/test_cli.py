@@ -130,16 +130,19 @@ class _Spy(HashMethod):
 
 
 def test_fit_sees_only_training_items_and_no_labels(tmp_path):
+    from hashbench import methods
     from hashbench.datasets import load_dataset
     from hashbench.protocols import make_split
 
     register("spy", _Spy)
     _Spy.seen.clear()
+    yield_back = methods._REGISTRY.pop
     assert main(["run", "--methods", "spy", "--dataset", "digits", "--bits", "8", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     (X, y), = _Spy.seen
     ds = load_dataset("digits")
     train = make_split("digits", ds.labels, 0)["train"]
+    yield_back("spy")  # keep `--methods all` of later tests to the real methods
     assert y is None
     assert np.allclose(X, ds.images.load(train).reshape(len(train), -1) / 255.0)
 
@@ -162,7 +165,7 @@ def test_paper_table_lays_records_beside_published(digits_run, tmp_path, capsys)
         from hashbench.records import read_record, write_record
 
         r = read_record(p)
-        r.meta["config"]["dataset"] = "cifar10"
+        r.meta["config"]["dataset"] = r.meta["config"]["protocol"] = "cifar10"
         write_record(p, r.meta, r.query_codes, r.db_codes, {k[6:]: v for k, v in r.arrays.items()
                                                              if k.startswith("split_")})
     assert main(["paper", "--out", str(tmp_path), "--dataset", "cifar10", "--table", "4"]) == 0
@@ -198,3 +201,35 @@ def test_runs_accumulate_into_one_table(tmp_path):
     after = pd.read_csv(tmp_path / "digits" / "map.csv").set_index("method")
     assert len(after) == 2 and after.loc["itq", "16"] != before
     assert "itq.n_iter=0" in (tmp_path / "digits" / "map.md").read_text()
+
+
+def test_image_method_on_feature_dataset_fails_before_any_cell(tmp_path, capsys):
+    """lsh would run first; the grid is checked whole, so nothing is written before the error."""
+    X = np.random.default_rng(0).random((300, 8))
+    np.savez(tmp_path / "f.npz", X=X, y=np.arange(300) % 3)
+    rc = main(["run", "--methods", "lsh,hashgan", "--dataset", f"features:{tmp_path / 'f.npz'}",
+               "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 2 and "trains on images" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("*.npz"))
+
+
+def test_set_value_of_the_wrong_type_exits_2(tmp_path, capsys):
+    rc = main(["run", "--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=abc", "--out", str(tmp_path)])
+    assert rc == 2 and "expected a number" in capsys.readouterr().err
+
+
+def test_check_write_then_check_round_trip(tmp_path, capsys):
+    """A reference written by check --write names the dataset so that check can run it again."""
+    X = np.random.default_rng(0).random((300, 8))
+    np.savez(tmp_path / "f.npz", X=X, y=np.arange(300) % 3)
+    ref = tmp_path / "ref.csv"
+    base = ["--dataset", f"features:{tmp_path / 'f.npz'}", "--methods", "lsh", "--bits", "8", "--no-progress"]
+    assert main(["check", "--reference", str(ref), "--write", *base, "--out", str(tmp_path / "a")]) == 0
+    assert pd.read_csv(ref)["protocol"].iloc[0] == "generic"
+    assert main(["check", "--reference", str(ref), "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+
+
+def test_bad_reference_rows_exit_2(tmp_path, capsys):
+    (tmp_path / "r.csv").write_text("dataset,method,bits,map\ndigits,itq,32,\n")
+    assert main(["check", "--reference", str(tmp_path / "r.csv")]) == 2
+    assert "row 2: map" in capsys.readouterr().err

@@ -37,14 +37,18 @@ def test_cache_key_depends_on_every_config_value():
     assert cell_key(a) != cell_key(b)
 
 
-def test_failed_write_leaves_nothing(tmp_path):
-    class Boom:
-        def __array__(self, *a, **k):
-            raise RuntimeError("boom")
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    """A write killed after the bytes hit the disk but before the rename leaves no file at all."""
+    import os
 
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
     path = tmp_path / "x.npz"
-    with pytest.raises(RuntimeError):
-        write_record(path, meta_for("itq", 8, 0, 0.1), Boom(), np.zeros((1, 8), bool), {})
+    with pytest.raises(KeyboardInterrupt):
+        write_record(path, meta_for("itq", 8, 0, 0.1), np.zeros((1, 8), bool), np.zeros((1, 8), bool),
+                     {"query": np.arange(1), "train": np.arange(1), "database": np.arange(1)})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -64,3 +68,25 @@ def test_pivot_means_over_seeds_in_paper_order():
     assert t.set_index("method").loc["itq", "16"] == pytest.approx(0.5)
     md = render_markdown(df, "digits")
     assert "Mean over 2 seed(s): 0, 1" in md and "| itq" in md
+
+
+def test_other_configurations_are_not_averaged_as_seeds():
+    """Seed 1 re-run with other hyperparameters replaces the configuration; it is not a second seed."""
+    from hashbench.tables import latest_per_cell
+
+    a0, a1 = meta_for("itq", 16, 0, 0.6), meta_for("itq", 16, 1, 0.6)
+    b1 = meta_for("itq", 16, 1, 0.2)
+    b1["config"]["params"] = {"n_iter": 0}
+    for i, m in enumerate([a0, a1, b1]):
+        m["created_ns"] = i
+    df = latest_per_cell(records_to_frame([a0, a1, b1]))
+    assert len(df) == 1 and df["map"].iloc[0] == pytest.approx(0.2)
+    df = latest_per_cell(records_to_frame([a0, a1, b1]), prefer=records_to_frame([a0, a1])["record_key"])
+    assert len(df) == 2 and df["map"].mean() == pytest.approx(0.6)
+
+
+def test_protocols_are_separate_rows():
+    a, b = meta_for("lsh", 16, 0, 0.34), meta_for("lsh", 16, 0, 0.32)
+    b["config"]["protocol"] = "generic"
+    t = pivot(records_to_frame([a, b]), "map")
+    assert sorted(t["16"]) == [0.32, 0.34] and "protocol" in t.columns
