@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", help="published table CSV (default: results/published/uhga2020_published.csv)")
     p.set_defaults(func=cmd_paper)
 
+    p = sub.add_parser("compare", help="our MAP beside published numbers given as method,bits,map[,source] rows")
+    p.add_argument("--published", required=True, help="CSV with columns method,bits,map and optionally source")
+    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("datasets", help="list datasets and how to get each")
     p.set_defaults(func=cmd_datasets)
 
@@ -268,6 +274,27 @@ def cmd_paper(args, argv) -> int:
     atomic_write_text(folder / f"paper_table{args.table}.md", text)
     atomic_write_text(folder / f"paper_table{args.table}.csv", t.to_csv(index=False, float_format="%.4f"))
     print(text)
+    return 0
+
+
+def cmd_compare(args, argv) -> int:
+    from .tables import compare_published, latest_per_cell, load_frame
+
+    try:
+        published = pd.read_csv(args.published)
+    except FileNotFoundError:
+        raise InvalidInput(f"published table {args.published} does not exist") from None
+    missing = {"method", "bits", "map"} - set(published.columns)
+    if missing:
+        raise InvalidInput(f"{args.published} lacks column(s) {', '.join(sorted(missing))}; expected method,bits,map")
+    folder = Path(args.out) / args.dataset
+    if not (folder / "records").is_dir():
+        raise InvalidInput(f"no records under {folder}; run `hashbench run --dataset {args.dataset} --out {args.out}`")
+    t = compare_published(latest_per_cell(load_frame(folder / "records")), published, args.dataset)
+    t = t.dropna(subset=["ours"])
+    t["source"] = t["source"].astype(str).str.split(" ").str[0]
+    print(t.to_markdown(index=False, floatfmt=".4f"))
+    print("\ngap = ours with ties by index (the published code's convention) - published")
     return 0
 
 

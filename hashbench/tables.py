@@ -237,3 +237,23 @@ def render_paper_table(t: pd.DataFrame, table: int, dataset: str, metric: str) -
             "values: Jiang et al., Symmetry 2020, 12(7):1193. Our inputs differ from the paper's where the "
             "'our input' column says so (representation/track), so gaps are expected; README.md discusses them.\n\n"
             + to_markdown(body) + "\n")
+
+
+def compare_published(df: pd.DataFrame, published: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Ours beside published numbers given as ``method,bits,map[,source]`` rows: one row per method,
+    code length and source, with our tie-aware and index-order MAP and the gaps."""
+    ours = df[df["dataset"] == dataset]
+    mean = ours.groupby(["method", "n_bits"])[["map", "map_index"]].mean()
+    rows = []
+    for r in published.itertuples():
+        key = (str(r.method).lower(), int(r.bits))
+        have = key in mean.index
+        rows.append({
+            "method": key[0], "bits": key[1], "published": float(r.map),
+            "ours": float(mean.loc[key, "map"]) if have else np.nan,
+            "ours_index_ties": float(mean.loc[key, "map_index"]) if have else np.nan,
+            "source": getattr(r, "source", ""),
+        })
+    out = pd.DataFrame(rows)
+    out["gap"] = out["ours_index_ties"] - out["published"]
+    return out

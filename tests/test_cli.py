@@ -233,3 +233,12 @@ def test_bad_reference_rows_exit_2(tmp_path, capsys):
     (tmp_path / "r.csv").write_text("dataset,method,bits,map\ndigits,itq,32,\n")
     assert main(["check", "--reference", str(tmp_path / "r.csv")]) == 2
     assert "row 2: map" in capsys.readouterr().err
+
+
+def test_compare_puts_ours_beside_published(digits_run, tmp_path, capsys):
+    pub = tmp_path / "pub.csv"
+    pd.DataFrame({"method": ["ITQ", "sh"], "bits": [16, 16], "map": [0.5, 0.4], "source": ["x", "y"]}).to_csv(
+        pub, index=False)
+    assert main(["compare", "--published", str(pub), "--out", str(digits_run), "--dataset", "digits"]) == 0
+    out = capsys.readouterr().out
+    assert "| itq" in out and "| sh " not in out  # sh was not run: no invented row
