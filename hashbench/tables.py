@@ -228,9 +228,8 @@ def render_paper_table(t: pd.DataFrame, table: int, dataset: str, metric: str) -
     wide: dict[tuple, dict] = {}
     for r in t.itertuples():
         cell = f"{fmt_float(r.published) or '—'} / {fmt_float(r.ours) or '—'}"
-        row = wide.setdefault((r.method, r.track), {"method": r.method})
+        row = wide.setdefault((r.method, r.track), {"method": r.method, "our input": r.track or "not run"})
         row[str(r.bits)] = cell
-        row["our input"] = r.track or "not run"
     body = pd.DataFrame(list(wide.values()))
     title = {3: "Table 3, the effect of gradient attention", 4: "Table 4, comparison"}[table]
     return (f"# UHGA paper {title}: {dataset}, {metric}\n\nEach cell: published / ours (tie-aware). Published "
