@@ -64,6 +64,7 @@ features-track fit to minutes (README.md gives the measured times).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -82,6 +83,17 @@ def threshold_similarity(distances: np.ndarray, sim_threshold: float) -> np.ndar
     similarity 1 - d_ij is >= ``sim_threshold`` (d_ij <= 1 - sim_threshold), else 0."""
     D = np.asarray(distances)
     return (D <= 1.0 - float(sim_threshold)).astype(np.int8)
+
+
+def _pair_similarities(features: np.ndarray, sample: int = 2000) -> np.ndarray:
+    """Cosine similarities of the pairs among (up to) ``sample`` training items, for the warning above."""
+    F = np.asarray(features[:sample], dtype=np.float64)
+    F = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
+    return (F @ F.T)[np.triu_indices(len(F), 1)]
+
+
+def _registry_name(method) -> str:
+    return "uhga+ga" if type(method).__name__ == "UHGAGA" else "uhga"
 
 
 def similarity_matrix(features: np.ndarray, sim_threshold: float, block_size: int = 1024) -> np.ndarray:
@@ -236,6 +248,16 @@ class UHGA(DeepHashMethod):
             "sim_threshold": float(self.sim_threshold),
             "frac_similar": float(np.count_nonzero(S)) / (float(n) * n),
         }
+        if self.similarity_info_["frac_similar"] > 0.5:
+            q90 = float(np.quantile(_pair_similarities(ctx.reference_features()), 0.9))
+            frac = self.similarity_info_["frac_similar"]
+            warnings.warn(
+                f"{type(self).__name__}: {frac:.1%} of training pairs count as similar "
+                f"at sim_threshold={self.sim_threshold}, so the codes will collapse toward one value; the default "
+                f"suits AlexNet fc7 features. For these features the 90th percentile of pair similarity is {q90:.2f}: "
+                f"e.g. --set {_registry_name(self)}.sim_threshold={q90:.2f}",
+                stacklevel=2,
+            )
         ctx.extra["iters_per_epoch"] = max(1, math.ceil(len(ctx.train_idx) / int(self.batch_size)))
 
     def _make_optimizer(self, params=None) -> torch.optim.Optimizer:
