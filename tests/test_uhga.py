@@ -114,3 +114,10 @@ def test_validation_and_bad_parameters():
         UHGA(n_bits=8, **{**FAST, "sim_threshold": 1.5}).fit(X)
     with pytest.raises(InvalidInput, match="attention_lr"):
         UHGAGA(n_bits=8, attention_lr=0.0, **FAST).fit(X)
+
+
+def test_a_threshold_that_makes_every_pair_similar_warns_with_a_fix():
+    """Raw-pixel-like features (all similarities high) at the fc7 default: a warning naming the fix."""
+    X = np.random.default_rng(0).random((60, 20)).astype(np.float32) + 1.0
+    with pytest.warns(UserWarning, match=r"sim_threshold=0\.\d\d"):
+        UHGA(n_bits=8, epochs=1, hidden=8, batch_size=16, device="cpu", sim_threshold=0.3).fit(X)
