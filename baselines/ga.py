@@ -353,7 +353,35 @@ class GradientAttention:
 # ----------------------------------------------------------------------------------------------
 
 
-class SSDHGA(SSDH):
+class AttentionTrained:
+    """What training with gradient attention adds to a deep method: the ``attention_lr`` and
+    ``attention_hidden`` parameters, their check, and the attention net built beside the base
+    method's optimiser (and checkpointed with it). Mixed in before the base method's class."""
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not float(self.attention_lr) > 0 or int(self.attention_hidden) < 1:
+            raise InvalidInput(
+                f"{type(self).__name__}: attention_lr must be > 0 and attention_hidden >= 1, "
+                f"got {self.attention_lr!r}, {self.attention_hidden!r}"
+            )
+
+    def _attach_attention(self, ctx: FitContext, state: dict, forward=None) -> dict:
+        ga = GradientAttention(
+            self.net_,
+            state["optimizer"],
+            attention_lr=float(self.attention_lr),
+            hidden=int(self.attention_hidden),
+            forward=forward,
+            seed=int(self.random_state or 0),
+        )
+        ctx.extra["ga"] = ga
+        state["attention"] = ga.attention
+        state["attention_optimizer"] = ga.attention_optimizer
+        return state
+
+
+class SSDHGA(AttentionTrained, SSDH):
     """SSDH trained with gradient attention (UHGA paper, Table 3 "SSDH+GA").
 
     SSDH's similarity matrix, network, loss and optimiser (Adam; see :class:`baselines.ssdh.SSDH`),
@@ -418,27 +446,8 @@ class SSDHGA(SSDH):
         self.attention_hidden = attention_hidden
         self.paired_batches = paired_batches
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not float(self.attention_lr) > 0 or int(self.attention_hidden) < 1:
-            raise InvalidInput(
-                f"{type(self).__name__}: attention_lr must be > 0 and attention_hidden >= 1, "
-                f"got {self.attention_lr!r}, {self.attention_hidden!r}"
-            )
-
     def _training_state(self, ctx: FitContext) -> dict:
-        state = super()._training_state(ctx)
-        ga = GradientAttention(
-            self.net_,
-            state["optimizer"],
-            attention_lr=float(self.attention_lr),
-            hidden=int(self.attention_hidden),
-            seed=int(self.random_state or 0),
-        )
-        ctx.extra["ga"] = ga
-        state["attention"] = ga.attention
-        state["attention_optimizer"] = ga.attention_optimizer
-        return state
+        return self._attach_attention(ctx, super()._training_state(ctx))
 
     def _pair_loss(self, P: Tensor, S: Tensor) -> Tensor:
         return ssdh_pair_loss(P, S, int(self.n_bits))

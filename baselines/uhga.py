@@ -69,7 +69,7 @@ import warnings
 import numpy as np
 import torch
 
-from baselines.ga import GradientAttention
+from baselines.ga import AttentionTrained
 from hashbench.errors import InvalidInput
 from hashbench.similarity import cosine_distance_matrix
 from hashbench.training import DeepHashMethod, FitContext
@@ -328,7 +328,7 @@ class UHGA(DeepHashMethod):
         return loss
 
 
-class UHGAGA(UHGA):
+class UHGAGA(AttentionTrained, UHGA):
     """UHGA with gradient attention (Table 3 "Ours+GA", the full method of Tables 2 and 4).
 
     Parameters: those of :class:`UHGA` plus attention_lr (Adam lr of the attention net, GA: 0.08)
@@ -397,14 +397,6 @@ class UHGAGA(UHGA):
         self.attention_lr = attention_lr
         self.attention_hidden = attention_hidden
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not float(self.attention_lr) > 0 or int(self.attention_hidden) < 1:
-            raise InvalidInput(
-                f"{type(self).__name__}: attention_lr must be > 0 and attention_hidden >= 1, "
-                f"got {self.attention_lr!r}, {self.attention_hidden!r}"
-            )
-
     def _training_state(self, ctx: FitContext) -> dict:
         state = super()._training_state(ctx)
         net = self.net_
@@ -412,15 +404,4 @@ class UHGAGA(UHGA):
         def forward(values: dict, x: torch.Tensor) -> torch.Tensor:
             return torch.func.functional_call(net, values, (x, self._scale(state["counter"].t)))
 
-        ga = GradientAttention(
-            net,
-            state["optimizer"],
-            attention_lr=float(self.attention_lr),
-            hidden=int(self.attention_hidden),
-            forward=forward,
-            seed=int(self.random_state or 0),
-        )
-        ctx.extra["ga"] = ga
-        state["attention"] = ga.attention
-        state["attention_optimizer"] = ga.attention_optimizer
-        return state
+        return self._attach_attention(ctx, state, forward)

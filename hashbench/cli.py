@@ -200,7 +200,7 @@ def _read_reference(path: str) -> pd.DataFrame:
 
 
 def cmd_check(args, argv) -> int:
-    from .runner import parse_bits, run_grid
+    from .runner import run_grid
     from .tables import mean_map, records_to_frame
 
     if args.write:
@@ -234,7 +234,6 @@ def cmd_check(args, argv) -> int:
         args.protocol = protocol or None
         args.representation = representation or None
         args.track = track or None
-        parse_bits(args.bits)
         got = mean_map(records_to_frame(run_grid(_run_config(args))))
         got = {(r.method, int(r.n_bits)): r.map for r in got.itertuples()}
         for r in group.itertuples():

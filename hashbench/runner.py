@@ -21,6 +21,7 @@ from . import records as rec
 from .errors import HashbenchError, InvalidInput, UnknownName, check_n_bits
 from .methods import get_method, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
+from .training import resolve_device
 
 #: parameters that change how a cell runs but not what it computes: kept out of the cache key.
 RUNTIME_PARAMS = {"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs"}
@@ -113,23 +114,6 @@ def parse_params(items: Iterable[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise InvalidInput(f"unknown device {device!r}; use --device auto, cpu or cuda")
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except Exception:  # pragma: no cover
-        has_cuda = False
-    if device == "auto":
-        return "cuda" if has_cuda else "cpu"
-    if device.startswith("cuda") and not has_cuda:
-        raise InvalidInput("--device cuda was asked for but torch sees no GPU; use --device cpu or auto")
-    return device
-
-
 def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any], device: str, track: str | None,
                  weights: str | None = None):
     """Instantiate a registered method with bits, seed, device, track, backbone weights and the user's parameters."""
@@ -178,8 +162,9 @@ class Cell:
         self.method, self.config, self.path = method, config, path
 
 
-def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Record]:
-    """Run every cell of the grid (skipping finished ones unless ``cfg.force``) and return their records."""
+def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run every cell of the grid (skipping finished ones unless ``cfg.force``) and return the
+    metadata of their records (configuration, scores, timings; the codes stay on disk)."""
     from .datasets import load_dataset
 
     methods = resolve_methods(",".join(cfg.methods)) if cfg.methods else resolve_methods("all")
@@ -190,7 +175,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
         raise UnknownName(f"--set names method(s) not in this run: {', '.join(sorted(unknown))}")
     if cfg.track not in (None, "features", "end2end"):
         raise InvalidInput(f"unknown track {cfg.track!r}; use --track features or --track end2end")
-    device = resolve_device(cfg.device)
+    device = str(resolve_device(cfg.device))
 
     dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, download=cfg.download)
     protocol_name = cfg.protocol or dataset.protocol or ("given" if dataset.given_split is not None else "generic")
@@ -272,7 +257,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print) -> list[rec.Rec
         if hasattr(bar, "set_description"):
             bar.set_description(f"{cell.method_name} {cell.n_bits}b seed {cell.seed}")
         _run_cell(cell, dataset, split_for(cell.seed), features, topk, device, cfg.command)
-    return [rec.read_record(c.path) for c in cells]
+    return [rec.read_meta(c.path) for c in cells]
 
 
 def _progress(items: list, enabled: bool):

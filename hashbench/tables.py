@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .protocols import PROTOCOLS
-from .records import Record, atomic_write_text, cell_key, iter_record_paths, read_meta
+from .records import atomic_write_text, cell_key, iter_record_paths, read_meta
 
 #: the order of the paper's comparison (Table 4), then the other registered methods.
 METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]
@@ -26,8 +26,6 @@ def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
     """One row per record: configuration, scalar scores and timings."""
     rows = []
     for meta in metas:
-        if isinstance(meta, Record):
-            meta = meta.meta
         c = meta["config"]
         row = {
             "dataset": c["dataset"], "protocol": c["protocol"], "representation": c["representation"],
@@ -66,10 +64,8 @@ def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None) -> pd.Da
     keys = [k for k in ROW_KEYS if df[k].nunique() > 1 or k == "method"]
     table = df.pivot_table(index=keys, columns="n_bits", values=value, aggfunc="mean", sort=False)
     table.columns = [str(int(c)) for c in table.columns]
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
     table = table.reset_index()
-    table["_order"] = table["method"].map(lambda m: order.get(m, len(order)))
-    table = table.sort_values(["_order", *keys[1:]] if len(keys) > 1 else ["_order", "method"], kind="stable")
+    table = table.assign(_order=_method_rank(table["method"])).sort_values(["_order", *keys], kind="stable")
     table = table.drop(columns="_order").reset_index(drop=True)
     if fmt:
         for col in table.columns[len(keys):]:
@@ -169,9 +165,14 @@ def latest_per_cell(df: pd.DataFrame, prefer: Iterable[str] = ()) -> pd.DataFram
     return records_to_frame_order(kept)
 
 
-def records_to_frame_order(df: pd.DataFrame) -> pd.DataFrame:
+def _method_rank(methods: pd.Series) -> pd.Series:
+    """Position of each method in the paper's order; other methods after, alphabetically by the caller."""
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    df = df.assign(_order=df["method"].map(lambda m: order.get(m, len(order))))
+    return methods.map(lambda m: order.get(m, len(order)))
+
+
+def records_to_frame_order(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.assign(_order=_method_rank(df["method"]))
     df = df.sort_values(["dataset", "_order", "method", "representation", "track", "n_bits", "seed"])
     return df.drop(columns="_order").reset_index(drop=True)
 
