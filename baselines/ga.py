@@ -60,9 +60,10 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from baselines.ssdh import SSDH, ssdh_pair_loss
 from hashbench.errors import InvalidInput
 from hashbench.training import FitContext
+
+from .ssdh import SSDH, ssdh_pair_loss
 
 PairwiseLoss = Callable[[Tensor, Tensor], Tensor]
 CodeLoss = Callable[[Tensor, Tensor], Tensor]

@@ -69,10 +69,11 @@ import warnings
 import numpy as np
 import torch
 
-from baselines.ga import AttentionTrained
 from hashbench.errors import InvalidInput
 from hashbench.similarity import cosine_distance_matrix
 from hashbench.training import DeepHashMethod, FitContext
+
+from .ga import AttentionTrained
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 import torch
+from hashbench_baselines.ssdh import SSDH, ssdh_loss
 
-from baselines.ssdh import SSDH, ssdh_loss
 from hashbench.similarity import semantic_similarity
 from hashbench.training import resolve_device, seeded
 

@@ -92,29 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _limit_threads(n: int | None) -> None:
-    """Cap the thread pools of this process (torch, BLAS, numba); oversubscribed OpenMP pools spin."""
-    if n is None:
-        return
-    if n < 1:
-        raise InvalidInput(f"--threads {n}: give a positive number of threads")
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(n)
-    threadpool_limits(n)
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def _run_config(args):
+    from .device import limit_threads
     from .runner import RunConfig, parse_bits, parse_params, parse_seeds
 
-    _limit_threads(getattr(args, "threads", None))
+    limit_threads(getattr(args, "threads", None))
 
     return RunConfig(
         dataset=args.dataset, methods=[m for m in (args.methods or "all").split(",")],
@@ -216,7 +198,7 @@ def cmd_check(args, argv) -> int:
         df["protocol"] = frame["protocol"].iloc[0]
         df["representation"] = cfg.representation or ""
         df["track"] = cfg.track or ""
-        from .records import atomic_write_text
+        from .io import atomic_write_text
 
         atomic_write_text(args.reference, df[["dataset", "method", "bits", "map", "seeds", "protocol",
                                               "representation", "track"]].to_csv(index=False, float_format="%.6f"))
@@ -253,7 +235,7 @@ def cmd_check(args, argv) -> int:
 
 
 def cmd_paper(args, argv) -> int:
-    from .records import atomic_write_text
+    from .io import atomic_write_text
     from .tables import latest_per_cell, load_frame, paper_table, render_paper_table
 
     published_path = Path(args.published) if args.published else (

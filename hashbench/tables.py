@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import atomic_write_text
 from .protocols import PROTOCOLS
-from .records import atomic_write_text, cell_key, iter_record_paths, read_meta
+from .records import cell_key, iter_record_paths, read_meta
 
 #: the order of the paper's comparison (Table 4), then the other registered methods.
 METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]

@@ -34,7 +34,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from .device import resolve_device, seeded, torch_generator  # noqa: F401  (re-exported)
 from .errors import HashbenchError, InvalidInput, check_n_bits
 from .methods import HashMethod
 
@@ -50,79 +51,6 @@ TRACKS = ("features", "end2end")
 ARCHS = ("alexnet", "vgg16")
 #: parameters that change how a fit runs but not what it computes (left out of checkpoint keys)
 RUNTIME_PARAMS = frozenset({"device", "verbose", "checkpoint_dir", "checkpoint_every"})
-
-
-# -- devices and seeds ---------------------------------------------------------------------------
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when torch sees a GPU, else CPU; ``"cpu"``; ``"cuda"`` / ``"cuda:N"``.
-
-    Raises InvalidInput for an unknown name, or for CUDA when torch sees no GPU.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    name = str(device).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise InvalidInput(
-                f"device {device!r} was asked for but torch sees no GPU (torch {torch.__version__}); "
-                "use device='cpu' or 'auto' (--device cpu)"
-            )
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise InvalidInput(f"bad CUDA device {device!r}; use 'cuda' or 'cuda:N'") from None
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InvalidInput(f"device {device!r}: torch sees only {torch.cuda.device_count()} GPU(s)")
-        return dev
-    raise InvalidInput(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
-
-
-def torch_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed``: the explicit source of shuffling randomness."""
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    return g
-
-
-def seed_everything(seed: int) -> np.random.Generator:
-    """Seed torch's global RNGs (CPU and CUDA) for a script and return ``np.random.default_rng(seed)``.
-
-    Library code uses :func:`seeded` instead, which restores the caller's RNG state afterwards.
-    """
-    torch.manual_seed(int(seed))
-    return np.random.default_rng(int(seed))
-
-
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Run a block with torch's global RNG forked and seeded, and deterministic algorithms on.
-
-    Inside, weight initialisation and dropout draw from ``torch.manual_seed(seed)``; on exit the
-    caller's RNG state and determinism settings are restored, so a fit leaves no trace in global
-    state. On the CPU, ``torch.use_deterministic_algorithms(True, warn_only=True)`` makes runs repeat
-    bit for bit (for a fixed torch build and thread count). On CUDA it is enabled only when
-    ``CUBLAS_WORKSPACE_CONFIG`` is set (cuBLAS needs it); cuDNN is made deterministic either way.
-    """
-    device = torch.device(device)
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    prev_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(int(seed))
-        try:
-            if device.type == "cpu" or os.environ.get("CUBLAS_WORKSPACE_CONFIG"):
-                torch.use_deterministic_algorithms(True, warn_only=True)
-            if device.type == "cuda":
-                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-            yield
-        finally:
-            torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev_cudnn
 
 
 # -- the loop ------------------------------------------------------------------------------------

@@ -8,9 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from baselines.ga import (
+from hashbench_baselines.ga import (
     SSDHGA,
     GradientAttention,
     attention_weights,
@@ -19,7 +17,8 @@ from baselines.ga import (
     reweighted_code_gradients,
     ssdh_pair_loss,
 )
-from baselines.ssdh import SSDH, ssdh_loss
+from hashbench_baselines.ssdh import SSDH, ssdh_loss
+from torch import nn
 
 
 def likelihood_loss(P, S, gamma=0.5):

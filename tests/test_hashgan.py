@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from baselines.hashgan import (
+from hashbench_baselines.hashgan import (
     HashGAN,
     collaborative_loss,
     consistent_bits_loss,
@@ -21,6 +20,7 @@ from baselines.hashgan import (
     random_affine,
     uniform_frequency_loss,
 )
+
 from hashbench.errors import InvalidInput
 
 LN2 = math.log(2.0)

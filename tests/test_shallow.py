@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hashbench_baselines.dsh import DSH, adjacent_pairs, bisectors, minority_mass, select_best, split_score
+from hashbench_baselines.itq import ITQ
+from hashbench_baselines.lsh import LSH
+from hashbench_baselines.sh import SH, sh_modes
+from hashbench_baselines.sph import SPH, pivot_forces, sphere_statistics, spherical_hamming_distance
 from sklearn.datasets import load_digits
 
-from baselines.dsh import DSH, adjacent_pairs, bisectors, minority_mass, select_best, split_score
-from baselines.itq import ITQ
-from baselines.lsh import LSH
-from baselines.sh import SH, sh_modes
-from baselines.sph import SPH, pivot_forces, sphere_statistics, spherical_hamming_distance
 from hashbench.errors import InvalidInput
 
 

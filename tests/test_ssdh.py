@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hashbench_baselines.ssdh import SSDH, ssdh_loss
 
-from baselines.ssdh import SSDH, ssdh_loss
 from hashbench.errors import InvalidInput
 
 FAST = dict(epochs=2, hidden=16, batch_size=8, device="cpu")
@@ -153,9 +153,9 @@ def test_end2end_track_shapes_gradients_and_one_step():
 def test_ssdh_beats_lsh_on_digits_pixels():
     # The digits protocol (500 train, 100 queries, 1,697 database) at 32 bits: learning from the
     # semantic structure must beat random projections.
+    from hashbench_baselines.lsh import LSH
     from sklearn.datasets import load_digits
 
-    from baselines.lsh import LSH
     from hashbench.metrics import evaluate
     from hashbench.protocols import make_split
 

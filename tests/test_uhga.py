@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hashbench_baselines.uhga import UHGA, UHGAGA, pairwise_likelihood_loss, similarity_matrix, threshold_similarity
 
-from baselines.uhga import UHGA, UHGAGA, pairwise_likelihood_loss, similarity_matrix, threshold_similarity
 from hashbench.errors import InvalidInput
 from hashbench.similarity import cosine_distance_matrix
 

@@ -8,9 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
-
-from baselines.usdh import (
+from hashbench_baselines.usdh import (
     USDH,
     bit_entropy_loss,
     knn_similarity,
@@ -18,6 +16,8 @@ from baselines.usdh import (
     rotation_loss,
     semantic_loss,
 )
+from sklearn.datasets import load_digits
+
 from hashbench.errors import InvalidInput
 
 TINY = {**USDH.test_params, "n_bits": 8}

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import default_cache_dir, entry_path, load_entry, save_entry
 from ..errors import DatasetNotFound, HashbenchError, InvalidInput
-from ..features.cache import atomic_save, atomic_write_text, default_cache_dir, entry_path, load_entry
+from ..io import atomic_write_text
 from .base import ArrayImages, Dataset, content_checksum
 from .imagefolder import decode_many, scan_images
 
@@ -197,7 +198,7 @@ def _load_jpeg_folder(root: Path) -> Dataset:
             raise InvalidInput(f"CIFAR-10 images under {root} are not 32x32 RGB (got {X.shape[1:]})")
         checksum = content_checksum(X, y)
         try:
-            atomic_save(cache_file, X)
+            save_entry(cache_file, X)
             atomic_write_text(meta_file, json.dumps({"checksum": checksum, **key}))
         except OSError:  # a read-only cache only costs the next run a decode
             pass

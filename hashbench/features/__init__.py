@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import cache
 from ..datasets.base import ArrayImages, Dataset, content_checksum
 from ..errors import InvalidInput, UnknownName
-from . import cache
 
 __all__ = ["compute_features", "describe_representations", "list_representations", "ROTATIONS"]
 
@@ -152,7 +152,7 @@ def compute_features(
     out = _compute(dataset, rep, idx, rotate, weights, device, batch_size, progress, download)
     if key is not None:
         try:
-            cache.atomic_save(path, out, {**key, "rows": "all" if indices is None else content_checksum(idx)})
+            cache.save_entry(path, out, {**key, "rows": "all" if indices is None else content_checksum(idx)})
         except OSError:  # an unwritable cache costs a recomputation next time, nothing else
             pass
     return out

@@ -63,7 +63,7 @@ def missing_weights_message(arch: str) -> str:
 
 def weights_id(arch: str, weights: str | os.PathLike | None) -> str:
     """A checksum naming the weights (for cache keys); raises MissingWeights when absent."""
-    from .cache import file_digest
+    from ..digests import file_digest
 
     arch = _check_arch(arch)
     if weights is None:
@@ -197,19 +197,13 @@ def imagenet_preprocess(images_uint8_nhwc: np.ndarray, size: int = 224):
     return ((x - mean) / std).contiguous()
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def cnn_extractor(
     arch: str, weights: str | os.PathLike | None = "imagenet", device: str = "cpu", download: bool = False
 ):
     """A function uint8 images (n, H, W, C) -> fc7 features (n, 4096) float32 numpy."""
     import torch
+
+    from ..device import resolve_device
 
     device = resolve_device(device)
     model = fc7_backbone(arch, weights, download=download).to(device)
