@@ -28,22 +28,34 @@ def _add_grid_args(p: argparse.ArgumentParser, need_methods: bool = True) -> Non
     p.add_argument("--download", action="store_true", help="download the dataset where torchvision can")
     p.add_argument("--protocol", help="split protocol (default: the dataset's own; 'generic', 'given')")
     p.add_argument("--features", dest="representation",
-                   help="representation for vector methods: pixels, gist, cnn:alexnet, cnn:vgg16 "
-                   "(default: pixels for digits/mnist, gist for cifar10)")
+                   help="representation for vector methods: pixels, gist, cnn:efficientnet-lite0, cnn:alexnet, "
+                   "cnn:vgg16, cnn:timm/NAME (default: pixels for digits/mnist, cnn:efficientnet-lite0 for cifar10)")
     p.add_argument("--weights", help="pretrained backbone weights file (state_dict .pth) for cnn:* and end2end")
     p.add_argument("--track", choices=["features", "end2end"],
                    help="deep methods: train hash layers on features (fast, CPU) or end to end on images")
     p.add_argument("--bits", default="16,32,64", help="code lengths, comma separated, each in 1..1024")
-    p.add_argument("--seeds", default="0", help="seeds, e.g. 0 or 0,1,2 or 0-4 (seed 0 is the default split)")
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0 or 0,1,2 or 0-4; a seed draws the split and "
+                   "initialises the method")
+    p.add_argument("--split-seed", type=int, help="draw every cell's split with this seed, so --seeds varies only "
+                   "the methods' initialisation")
     p.add_argument("--set", dest="params", action="append", default=[], metavar="METHOD.PARAM=VALUE",
-                   help="a method hyperparameter, e.g. --set itq.n_iter=20 (repeatable)")
+                   help="a method parameter, e.g. --set itq.n_iter=20; a comma list or START:STOP:STEP sweeps "
+                   "(one table row per value); repeatable")
     p.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU), cpu or cuda")
     p.add_argument("--out", default="runs", help="output folder: DIR/<dataset>/{map.csv,map.md,results.csv,records/}")
     p.add_argument("--cache-dir", help="feature cache (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
-    p.add_argument("--force", action="store_true", help="re-run cells that already have a record")
+    p.add_argument("--force", action="store_true", help="re-run cells that already have a record, and recompute "
+                   "their features")
+    p.add_argument("--refresh-features", action="store_true", help="recompute cached features (implied by --force)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-plots", action="store_true", help="write tables only, no figures")
     p.add_argument("--threads", type=int, help="CPU threads for torch, BLAS and the metric kernel (default: all "
-                   "cores); use 1 per job when running several jobs on one machine")
+                   "cores); the codes do not depend on it")
+    p.add_argument("--jobs", type=int, default=1, help="cells run in parallel on this machine (local executor), each "
+                   "with cores/jobs threads")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="where cells run: this machine, or a Ray cluster (pip install 'hashbench[ray]')")
+    p.add_argument("--address", help="Ray cluster address for --executor ray (default: a local Ray instance)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,16 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hashbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run methods on a dataset and write tables", epilog=EPILOG)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser("run", help="run methods on a dataset and write tables", epilog=EPILOG, formatter_class=fmt)
     _add_grid_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("tables", help="rebuild tables from the records under --out")
+    p = sub.add_parser("tables", help="rebuild tables from the records under --out", formatter_class=fmt)
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", help="only this dataset's folder")
+    p.add_argument("--recompute", action="store_true", help="recompute every record's scores from its codes first")
+    p.add_argument("--no-plots", action="store_true", help="write tables only, no figures")
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("check", help="exit 1 when a MAP falls below a reference (for CI)")
+    p = sub.add_parser("rescore", help="recompute scores from the stored codes (no retraining)", formatter_class=fmt)
+    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
+    p.add_argument("--dataset", help="only this dataset's folder")
+    p.add_argument("--topk", type=int, help="score MAP@K instead of the protocol's cut-off (tables keep the "
+                   "protocol's; the scores are cached beside it)")
+    p.add_argument("--precision-at", help="the N of precision@N, comma separated (default 100,500,1000,2000,5000)")
+    p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser("check", help="exit 1 when a MAP falls below a reference (for CI)", formatter_class=fmt)
     p.add_argument("--reference", required=True, help="CSV with columns dataset,method,bits,map[,seeds,protocol,"
                    "representation,track]")
     p.add_argument("--tolerance", type=float, default=0.01, help="allowed drop below the reference (default 0.01)")
@@ -97,53 +120,114 @@ def _run_config(args):
     from .runner import RunConfig, parse_bits, parse_params, parse_seeds
 
     limit_threads(getattr(args, "threads", None))
-
+    methods = args.methods if args.methods is not None else "all"
     return RunConfig(
-        dataset=args.dataset, methods=[m for m in (args.methods or "all").split(",")],
-        bits=parse_bits(args.bits), seeds=parse_seeds(args.seeds), data_root=args.data_root,
-        download=args.download, protocol=args.protocol, representation=args.representation, weights=args.weights,
-        track=args.track, params=parse_params(args.params), device=args.device, out=args.out, force=args.force,
-        cache_dir=args.cache_dir, progress=not args.no_progress, command=getattr(args, "command_line", ""),
+        dataset=args.dataset, methods=[methods], bits=parse_bits(args.bits), seeds=parse_seeds(args.seeds),
+        split_seed=args.split_seed, data_root=args.data_root, download=args.download, protocol=args.protocol,
+        representation=args.representation, weights=args.weights, track=args.track, params=parse_params(args.params),
+        device=args.device, out=args.out, force=args.force, refresh_features=args.refresh_features or args.force,
+        cache_dir=args.cache_dir, progress=not args.no_progress, jobs=args.jobs,
+        command=getattr(args, "command_line", ""),
     )
+
+
+def _executor(args):
+    from .executors import get_executor
+
+    return get_executor(args.executor, jobs=args.jobs, address=args.address)
 
 
 def _command_line(argv) -> str:
     return "hashbench " + shlex.join(argv)
 
 
+def _write_outputs(folder: Path, argv, plots: bool) -> list[Path]:
+    from .tables import write_tables
+
+    paths = write_tables(folder, command=_command_line(argv))
+    if plots and paths:
+        try:
+            from .plots import plot_dataset
+        except ImportError:  # pragma: no cover - plots land with their own module
+            return paths
+        paths += plot_dataset(folder)
+    return paths
+
+
 def cmd_run(args, argv) -> int:
-    from .runner import dataset_dirname, run_grid
-    from .tables import latest_per_cell, load_frame, pivot, records_to_frame, to_markdown, write_tables
+    from .runner import run_grid
+    from .tables import load_frame, pivot, select, to_markdown
 
     cfg = _run_config(args)
-    ours = records_to_frame(run_grid(cfg))
-    out_dir = Path(cfg.out) / dataset_dirname(cfg.dataset)
-    # The tables show this run beside the other methods already run into the same folder under the
-    # same protocol and split (so `run --methods ssdh` adds a row instead of replacing the table).
-    everything = load_frame(out_dir / "records")
-    same_split = everything[everything["split_checksum"].isin(set(ours["split_checksum"]))
-                            & everything["protocol"].isin(set(ours["protocol"]))]
-    df = latest_per_cell(same_split, prefer=ours["record_key"])
-    paths = write_tables(df, out_dir, title=f"{cfg.dataset}: hashing methods compared", command=_command_line(argv))
-    print(to_markdown(pivot(ours, "map", ".4f")))
-    print("wrote " + ", ".join(str(p) for p in paths))
+    result = run_grid(cfg, executor=_executor(args))
+    paths = _write_outputs(result.folder, argv, plots=not args.no_plots)
+    ours = set(str(p) for p in result.record_paths)
+    df, _ = select(load_frame(result.folder))
+    if not df.empty:
+        print(to_markdown(pivot(df[df["record_path"].isin(ours)], "map", ".4f", spread=True)))
+    print("wrote " + ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} figures" if len(paths) > 4
+                                                               else ""))
+    result.raise_for_failures()
     return 0
 
 
-def cmd_tables(args, argv) -> int:
-    from .tables import latest_per_cell, load_frame, write_tables
+def _dataset_folders(root: Path, dataset: str | None) -> list[Path]:
+    from .plan import dataset_dirname
 
-    root = Path(args.out)
-    folders = [root / args.dataset] if args.dataset else sorted(p.parent for p in root.glob("*/records"))
-    if not folders or not any((f / "records").is_dir() for f in folders):
-        raise InvalidInput(f"no records under {root}; run `hashbench run --out {root} ...` first")
-    for folder in folders:
-        df = latest_per_cell(load_frame(folder / "records"))
-        if df.empty:
+    folders = [root / dataset_dirname(dataset)] if dataset else sorted(p.parent for p in root.glob("*/records"))
+    folders = [f for f in folders if (f / "records").is_dir()]
+    if not folders:
+        raise InvalidInput(f"no records under {root}{f' for {dataset}' if dataset else ''}; run "
+                           f"`hashbench run --out {root} ...` first")
+    return folders
+
+
+def cmd_tables(args, argv) -> int:
+    from .records import iter_record_paths
+    from .scoring import score_all
+    from .tables import default_spec
+
+    for folder in _dataset_folders(Path(args.out), args.dataset):
+        if args.recompute:
+            from .records import iter_metas
+
+            for path, meta in iter_metas(folder / "records"):
+                score_all([path], default_spec(meta["config"]["protocol"]), force=True)
+        if not iter_record_paths(folder / "records"):
             continue
-        paths = write_tables(df, folder, title=f"{folder.name}: hashing methods compared",
-                             command=_command_line(argv))
-        print("wrote " + ", ".join(str(p) for p in paths))
+        paths = _write_outputs(folder, argv, plots=not args.no_plots)
+        if paths:
+            print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_rescore(args, argv) -> int:
+    from .records import iter_metas
+    from .scoring import PRECISION_AT, metric_spec, score_record
+    from .tables import default_spec, write_tables
+
+    pa = PRECISION_AT
+    if args.precision_at:
+        try:
+            pa = tuple(int(x) for x in args.precision_at.split(",") if x.strip())
+        except ValueError:
+            raise InvalidInput(f"--precision-at {args.precision_at!r}: give integers, e.g. 100,1000") from None
+    for folder in _dataset_folders(Path(args.out), args.dataset):
+        n = 0
+        for path, meta in iter_metas(folder / "records"):
+            proto = meta["config"]["protocol"]
+            spec = default_spec(proto) if args.topk is None and not args.precision_at else metric_spec(
+                args.topk if args.topk is not None else default_spec(proto)["topk"], pa)
+            score_record(path, spec, force=True)
+            n += 1
+        print(f"rescored {n} record(s) in {folder}")
+        if args.topk is None and not args.precision_at:
+            write_tables(folder, command=_command_line(argv))
+        else:
+            from .tables import load_frame, pivot, select, to_markdown
+
+            df, _ = select(load_frame(folder, spec))
+            print(to_markdown(pivot(df, "map", ".4f", spread=True)))
     return 0
 
 
@@ -181,9 +265,19 @@ def _read_reference(path: str) -> pd.DataFrame:
     return ref
 
 
-def cmd_check(args, argv) -> int:
+def _run_frame(cfg):
+    """Run a grid and return the frame of exactly its records."""
     from .runner import run_grid
-    from .tables import mean_map, records_to_frame
+    from .tables import load_frame
+
+    result = run_grid(cfg)
+    result.raise_for_failures()
+    df = load_frame(result.folder)
+    return df[df["record_path"].isin({str(p) for p in result.record_paths})]
+
+
+def cmd_check(args, argv) -> int:
+    from .tables import mean_map
 
     if args.write:
         if not args.dataset:
@@ -191,7 +285,7 @@ def cmd_check(args, argv) -> int:
         if args.params:
             raise InvalidInput("check --write runs default hyperparameters only; a reference cannot store --set values")
         cfg = _run_config(args)
-        frame = records_to_frame(run_grid(cfg))
+        frame = _run_frame(cfg)
         df = mean_map(frame).rename(columns={"n_bits": "bits"})
         df["dataset"] = cfg.dataset  # the name `check` runs again, not the output folder's
         df["seeds"] = ",".join(map(str, cfg.seeds))
@@ -216,7 +310,7 @@ def cmd_check(args, argv) -> int:
         args.protocol = protocol or None
         args.representation = representation or None
         args.track = track or None
-        got = mean_map(records_to_frame(run_grid(_run_config(args))))
+        got = mean_map(_run_frame(_run_config(args)))
         got = {(r.method, int(r.n_bits)): r.map for r in got.itertuples()}
         for r in group.itertuples():
             ours = got.get((r.method, int(r.bits)))
@@ -259,7 +353,7 @@ def cmd_paper(args, argv) -> int:
 
 
 def cmd_compare(args, argv) -> int:
-    from .tables import compare_published, latest_per_cell, load_frame
+    from .tables import compare_published, load_frame, select
 
     try:
         published = pd.read_csv(args.published)
@@ -271,7 +365,7 @@ def cmd_compare(args, argv) -> int:
     folder = Path(args.out) / args.dataset
     if not (folder / "records").is_dir():
         raise InvalidInput(f"no records under {folder}; run `hashbench run --dataset {args.dataset} --out {args.out}`")
-    t = compare_published(latest_per_cell(load_frame(folder / "records")), published, args.dataset)
+    t = compare_published(select(load_frame(folder))[0], published, args.dataset)
     t = t.dropna(subset=["ours"])
     t["source"] = t["source"].astype(str).str.split(" ").str[0]
     print(t.to_markdown(index=False, floatfmt=".4f"))

@@ -73,3 +73,11 @@ def text_digest(parts: Iterable[str], length: int = 16) -> str:
         h.update(s.encode())
         h.update(b"\n")
     return h.hexdigest()[:length]
+
+
+def bytes_digest(*chunks: bytes, length: int = 16) -> str:
+    """sha256 of byte strings fed in order (no separators: callers frame their own)."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()[:length]

@@ -19,11 +19,11 @@ This module is pure: arrays in, index arrays out.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from .digests import bytes_digest
 from .errors import InvalidInput, UnknownName
 
 
@@ -42,10 +42,6 @@ class Protocol:
     topk: int | None = None
     stratified: bool = True
     description: str = ""
-
-    @property
-    def metric_name(self) -> str:
-        return f"map@{self.topk}" if self.topk else "map"
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -159,8 +155,7 @@ def given_split(split: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 def split_checksum(split: dict[str, np.ndarray]) -> str:
     """A short sha256 of the three index arrays: equal checksums mean the same split."""
-    h = hashlib.sha256()
+    chunks = []
     for part in ("query", "train", "database"):
-        h.update(part.encode())
-        h.update(np.ascontiguousarray(split[part], dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+        chunks += [part.encode(), np.ascontiguousarray(split[part], dtype=np.int64).tobytes()]
+    return bytes_digest(*chunks)

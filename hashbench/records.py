@@ -1,34 +1,43 @@
-"""One record per run (a cell of the grid): configuration, split checksum, packed codes, scores, times.
+"""One record per trained cell of the grid: configuration, split, labels, packed codes, timings.
 
-A record is a single ``.npz`` file written atomically (temporary file in the same folder, then
-``os.replace``), so a killed run never leaves a half record. It holds ``meta`` (JSON: the cell's
-configuration, split checksum and sizes, scores, timings, versions) and the packed codes of
-queries and database plus the split's index arrays, so new metrics can be computed from stored
-codes without retraining (as ann-benchmarks does).
+A record is a single ``.npz`` file written atomically (:mod:`hashbench.io`), so a killed run never
+leaves a half record. It holds ``meta`` (JSON: the cell's configuration and key, split sizes,
+timings, data-derived parameter values, a collapse diagnosis, versions, the command), the packed
+codes of queries and database (:mod:`hashbench.bits` order), the split's index arrays and the
+query and database labels. Scores are not part of a record: :mod:`hashbench.scoring` computes
+them from the stored codes and labels and caches them per metric specification, as
+ann-benchmarks does, so a new metric or cut-off needs no retraining.
+
+The record key is a digest of the configuration: dataset content checksum, protocol and split
+checksum, representation (with its version) and weights, track, method name, method version and
+parameters, code length and seeds. Anything that changes the codes changes the key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import platform
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import bits
+from .digests import canonical_json, json_digest
 from .errors import InvalidInput
-from .io import atomic_write_bytes, atomic_write_text  # noqa: F401
+from .io import atomic_write_bytes
 
-RECORD_VERSION = 1
+#: version 2: little-endian packed codes (faiss order), labels stored, scores kept apart.
+RECORD_VERSION = 2
 
 
 def cell_key(config: dict[str, Any]) -> str:
-    """The cache key of a cell: a short hash of its canonical JSON configuration."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """The cache key of a cell: a short digest of its canonical JSON configuration."""
+    return json_digest(config)
 
 
 def record_path(records_dir: str | Path, config: dict[str, Any]) -> Path:
@@ -53,57 +62,76 @@ def versions(device: str | None = None) -> dict[str, str]:
     return out
 
 
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
-
-
 @dataclass
 class Record:
-    """A stored run: ``meta`` plus the codes (bool, unpacked) and split indices."""
+    """A stored cell: ``meta`` plus the codes (bool, unpacked), split indices and labels."""
 
     path: Path
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray]
 
     @property
+    def n_bits(self) -> int:
+        return int(self.meta["config"]["n_bits"])
+
+    @property
     def query_codes(self) -> np.ndarray:
-        return np.unpackbits(self.arrays["query_codes"], axis=1, count=self.meta["config"]["n_bits"]).astype(bool)
+        return bits.unpack(self.arrays["query_codes"], self.n_bits)
 
     @property
     def db_codes(self) -> np.ndarray:
-        return np.unpackbits(self.arrays["db_codes"], axis=1, count=self.meta["config"]["n_bits"]).astype(bool)
+        return bits.unpack(self.arrays["db_codes"], self.n_bits)
+
+    @property
+    def query_labels(self) -> np.ndarray:
+        return self.arrays["query_labels"]
+
+    @property
+    def db_labels(self) -> np.ndarray:
+        return self.arrays["db_labels"]
 
 
 def write_record(path: str | Path, meta: dict[str, Any], query_codes: np.ndarray, db_codes: np.ndarray,
-                 split: dict[str, np.ndarray]) -> Path:
+                 split: dict[str, np.ndarray], query_labels: np.ndarray, db_labels: np.ndarray) -> Path:
     """Write a record atomically. Codes are bool (n, n_bits); they are stored bit-packed."""
     meta = {"record_version": RECORD_VERSION, **meta}
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
-        meta=np.array(json.dumps(meta, default=_json_default, sort_keys=True)),
-        query_codes=np.packbits(np.asarray(query_codes, dtype=bool), axis=1),
-        db_codes=np.packbits(np.asarray(db_codes, dtype=bool), axis=1),
+        meta=np.array(canonical_json(meta)),
+        query_codes=bits.pack(query_codes),
+        db_codes=bits.pack(db_codes),
+        query_labels=np.asarray(query_labels),
+        db_labels=np.asarray(db_labels),
         **{f"split_{k}": np.asarray(v, dtype=np.int64) for k, v in split.items()},
     )
-    atomic_write_bytes(path, buf.getvalue())
-    return Path(path)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+class CorruptRecord(InvalidInput):
+    """A record file that cannot be read, or is not a hashbench record of this version."""
+
+
+def _check_meta(path: Path, meta: Any) -> dict[str, Any]:
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise CorruptRecord(f"{path} is not a hashbench record (no configuration in its metadata)")
+    if meta.get("record_version") != RECORD_VERSION:
+        raise CorruptRecord(f"{path} is a record of format version {meta.get('record_version')!r}, "
+                            f"not {RECORD_VERSION}; re-run its cell (hashbench run ... --force) to replace it")
+    return meta
 
 
 def read_record(path: str | Path) -> Record:
-    """Read a record; a corrupt file raises InvalidInput naming it."""
+    """Read a record; a corrupt or foreign file raises :class:`CorruptRecord` naming it."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as exc:
-        raise InvalidInput(f"record {path} is unreadable ({exc}); delete it and re-run with --force") from None
-    return Record(path=path, meta=meta, arrays=arrays)
+        raise CorruptRecord(f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its "
+                            "cell, which replaces it") from None
+    return Record(path=path, meta=_check_meta(path, meta), arrays=arrays)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -111,11 +139,38 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            return json.loads(str(z["meta"]))
+            meta = json.loads(str(z["meta"]))
     except Exception as exc:
-        raise InvalidInput(f"record {path} is unreadable ({exc}); delete it and re-run with --force") from None
+        raise CorruptRecord(f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its "
+                            "cell, which replaces it") from None
+    return _check_meta(path, meta)
 
 
-def iter_record_paths(root: str | Path) -> list[Path]:
-    """Every record file below a folder, sorted."""
-    return sorted(p for p in Path(root).rglob("*.npz") if not p.name.startswith("."))
+def is_finished(path: str | Path) -> bool:
+    """True when ``path`` holds a readable record; a corrupt one warns by name and counts as unfinished."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        read_meta(path)
+    except CorruptRecord as exc:
+        warnings.warn(f"{exc}; its cell runs again", stacklevel=2)
+        return False
+    return True
+
+
+def iter_record_paths(records_dir: str | Path) -> list[Path]:
+    """Every record file in a records folder, sorted (temporary files of running writers excluded)."""
+    folder = Path(records_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.npz") if not p.name.startswith("."))
+
+
+def iter_metas(records_dir: str | Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(path, meta) of every readable record; corrupt and foreign files are skipped with a one-line warning."""
+    for p in iter_record_paths(records_dir):
+        try:
+            yield p, read_meta(p)
+        except CorruptRecord as exc:
+            warnings.warn(f"skipping {exc}", stacklevel=2)

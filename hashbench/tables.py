@@ -1,106 +1,262 @@
-"""Records -> DataFrames -> CSV (for machines) and Markdown (for people).
+"""Records + scores -> one frame -> tables: CSV for machines, Markdown for people.
 
-``map.csv``: one row per method (and representation / track), one column per code length named by
-the number, the mean over seeds. ``map.md``: the same with the protocol and metric convention
-stated under it, plus the index-order MAP (the MATLAB-era convention published numbers mostly
-use) and training times. ``results.csv``: every record's scores in long form.
+Which records a table shows (the same rule for ``run`` and ``tables``, so they agree by
+construction):
+
+- the records of the folder's newest data (dataset content checksum of the most recent record);
+  records of an older copy of the data are left out and counted in a note;
+- one row per configuration: (protocol, method, variant, representation, track), where the
+  *variant* names the parameters that differ from the method's defaults (a sweep gives one row per
+  value; default parameters give the row without a variant);
+- per (row, code length, seed), the most recent record (a newer method version replaces an older);
+- cells: the mean over seeds (map.csv); mean ± standard deviation and the number of seeds (map.md).
+
+Files: ``map.csv`` (one row per configuration, one column per code length, the mean),
+``summary.csv`` (long form: configuration, n_bits, n_seeds, mean and std of every score),
+``results.csv`` (one row per record: every score, timing and flag), ``map.md``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
 from .protocols import PROTOCOLS
-from .records import cell_key, iter_record_paths, read_meta
+from .records import cell_key, iter_metas
+from .scoring import load_scores, metric_spec, score_record
 
-#: the order of the paper's comparison (Table 4), then the other registered methods.
-METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]
-ROW_KEYS = ["method", "protocol", "representation", "track"]
+ROW_KEYS = ["protocol", "method", "variant", "representation", "track"]
+CELL_KEYS = [*ROW_KEYS, "n_bits"]
+SCORE_COLUMNS = ["map", "map_index", "map_min", "map_max", "p@r2"]
+COLLAPSE_MARK = "†"
 
 
-def records_to_frame(metas: Iterable[dict]) -> pd.DataFrame:
-    """One row per record: configuration, scalar scores and timings."""
+def default_spec(protocol: str) -> dict[str, Any]:
+    """The metric specification a protocol's tables use (its cut-off, the standard precision@N)."""
+    topk = PROTOCOLS[protocol].topk if protocol in PROTOCOLS else None
+    return metric_spec(topk)
+
+
+def _representation_name(rep: Any) -> str:
+    return rep["name"] if isinstance(rep, dict) else str(rep)
+
+
+def record_row(path: Path, meta: dict[str, Any], scores_file: Path | None, scores: dict[str, Any] | None) -> dict:
+    """One frame row for a record (and its scores under one specification)."""
+    c = meta["config"]
+    v = meta.get("versions", {})
+    collapse = meta.get("collapse", {})
+    row = {
+        "dataset": c["dataset"], "protocol": c["protocol"], "method": c["method"], "variant": meta.get("variant", ""),
+        "representation": _representation_name(c["representation"]), "track": c["track"],
+        "n_bits": int(c["n_bits"]), "seed": int(c["seed"]), "split_seed": int(c.get("split_seed", c["seed"])),
+        "split_checksum": c["split_checksum"], "dataset_checksum": c.get("dataset_checksum", ""),
+        "method_version": c.get("method_version", 1),
+        "record_key": meta.get("key") or cell_key(c),
+        "config_id": cell_key({k: val for k, val in c.items() if k not in ("seed", "split_seed", "split_checksum")}),
+    }
+    if scores is not None:
+        row["metric_topk"] = scores.get("topk")
+        for k, val in scores.items():
+            if isinstance(val, (int, float)) and not isinstance(val, bool) and k not in ("topk", "metric_version"):
+                row[k] = float(val)
+        row["metric_version"] = scores.get("metric_version")
+    row.update(meta.get("timings", {}))
+    row["collapsed"] = bool(collapse.get("collapsed", False))
+    row["collapse_note"] = collapse.get("note", "")
+    row["label_note"] = meta.get("label_note", "")
+    row["resolved_params"] = ",".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+                                      for k, val in sorted(meta.get("resolved_params", {}).items()))
+    row["dataset_source"] = meta.get("dataset_source", "")
+    row["hashbench_version"] = v.get("hashbench", "")
+    row["torch_version"] = v.get("torch", "")
+    row["faiss_version"] = v.get("faiss", "")
+    row["device"] = v.get("device", "")
+    row["created"] = int(meta.get("created_ns", 0))
+    row["command"] = meta.get("command", "")
+    row["record_path"] = str(path)
+    row["scores_path"] = "" if scores_file is None else str(scores_file)
+    return row
+
+
+def load_frame(folder: str | Path, spec: dict[str, Any] | None = None, *, score_missing: bool = True) -> pd.DataFrame:
+    """Every readable record of ``folder/records`` with its scores (computed and cached when missing),
+    one row per record. ``spec`` None: each protocol's default metric specification."""
+    folder = Path(folder)
     rows = []
-    for meta in metas:
-        c = meta["config"]
-        row = {
-            "dataset": c["dataset"], "protocol": c["protocol"], "representation": c["representation"],
-            "track": c["track"], "method": c["method"], "n_bits": int(c["n_bits"]), "seed": int(c["seed"]),
-            "split_checksum": c["split_checksum"], "metric_topk": c.get("metric", {}).get("topk"),
-        }
-        for k, v in meta["scores"].items():
-            if isinstance(v, float):
-                row[k] = v
-        row.update(meta.get("timings", {}))
-        row["dataset_source"] = meta.get("dataset_source", "")
-        row["created"] = meta.get("created_ns") or _ns(meta.get("created", ""))
-        row["command"] = meta.get("command", "")
-        row["record_key"] = cell_key(c)
-        # everything of the configuration but the seed: rows of one table share it
-        row["config_id"] = cell_key({k: v for k, v in c.items() if k not in ("seed", "split_checksum")})
-        rows.append(row)
+    for path, meta in iter_metas(folder / "records"):
+        s = spec or default_spec(meta["config"]["protocol"])
+        try:
+            sp = score_record(path, s) if score_missing else None
+            rows.append(record_row(path, meta, sp, load_scores(sp) if sp else None))
+        except Exception as exc:  # noqa: BLE001 - one bad record never blocks the tables
+            warnings.warn(f"skipping record {path}: {exc}", stacklevel=2)
     df = pd.DataFrame(rows)
+    return order(df) if not df.empty else df
+
+
+def select(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The records a table shows (module docstring) and notes on what was left out."""
     if df.empty:
-        return df
-    return records_to_frame_order(df)
+        return df, []
+    notes = []
+    newest = df.sort_values("created", kind="stable")["dataset_checksum"].iloc[-1]
+    old = df[df["dataset_checksum"] != newest]
+    if len(old):
+        notes.append(f"{len(old)} record(s) of another copy of the data (checksum differs from the newest "
+                     f"records') are not shown.")
+    df = df[df["dataset_checksum"] == newest]
+    kept = df.sort_values("created", kind="stable").drop_duplicates([*CELL_KEYS, "seed"], keep="last")
+    if len(kept) < len(df):
+        notes.append(f"{len(df) - len(kept)} older record(s) of the same cells (earlier method versions or "
+                     "runs) are replaced by the newest.")
+    return order(kept), notes
 
 
-def _ns(stamp: str) -> int:
-    """Nanoseconds since the epoch of a record's ``created`` stamp (records written before ``created_ns``)."""
-    try:
-        return int(pd.Timestamp(stamp).value)
-    except (ValueError, TypeError):
-        return 0
+def method_rank(methods: pd.Series) -> pd.Series:
+    """Display order: the registry's (``hashbench methods``), then any other name alphabetically."""
+    from .methods import list_methods
+
+    order_ = {m: i for i, m in enumerate(display_order(list_methods()))}
+    return methods.map(lambda m: order_.get(m, len(order_)))
 
 
-def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None) -> pd.DataFrame:
-    """Method rows x code-length columns (named "16", "32", ...), the mean of ``value`` over seeds."""
+def display_order(names: list[str]) -> list[str]:
+    """Registered methods in a stable, readable order: each method's own ``display_rank`` if it has one,
+    else alphabetical."""
+    from .methods import get_method
+
+    def rank(n: str) -> tuple:
+        try:
+            return (getattr(get_method(n), "display_rank", 1000), n)
+        except Exception:  # noqa: BLE001 - a broken third-party entry point sorts last
+            return (10**6, n)
+
+    return sorted(names, key=rank)
+
+
+def order(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.assign(_order=method_rank(df["method"]))
+    df = df.sort_values(["dataset", "protocol", "_order", "method", "variant", "representation", "track", "n_bits",
+                         "seed"], kind="stable")
+    return df.drop(columns="_order").reset_index(drop=True)
+
+
+def _row_keys(df: pd.DataFrame) -> list[str]:
+    return [k for k in ROW_KEYS if k == "method" or df[k].astype(str).nunique() > 1
+            or (k == "variant" and (df[k] != "").any())]
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Long form: one row per (configuration, n_bits) with n_seeds and mean/std of every score."""
     if df.empty:
         return pd.DataFrame()
-    keys = [k for k in ROW_KEYS if df[k].nunique() > 1 or k == "method"]
-    table = df.pivot_table(index=keys, columns="n_bits", values=value, aggfunc="mean", sort=False)
+    values = [c for c in [*SCORE_COLUMNS, *sorted(c for c in df if c.startswith("p@") and c != "p@r2"),
+                          "train_s", "encode_us_per_item", "query_us_per_query"] if c in df]
+    g = df.groupby(CELL_KEYS, sort=False, dropna=False)
+    out = g.size().rename("n_seeds").to_frame()
+    for v in values:
+        out[f"{v}_mean"] = g[v].mean()
+        out[f"{v}_std"] = g[v].std(ddof=1)
+    out["collapsed_seeds"] = g["collapsed"].sum().astype(int)
+    return out.reset_index()
+
+
+def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None, spread: bool = False) -> pd.DataFrame:
+    """Configuration rows x code-length columns ("16", "32", ...): the mean of ``value`` over seeds.
+
+    With ``spread``: "mean ± std" cells (std over seeds, ddof 1), a cell with fewer seeds than the most
+    in its table says "(n=k)", and a cell whose codes collapsed in some seed is marked †.
+    """
+    if df.empty:
+        return pd.DataFrame()
+    keys = _row_keys(df)
+    g = df.groupby([*keys, "n_bits"], sort=False, dropna=False)
+    mean = g[value].mean().unstack("n_bits")
+    if spread:
+        std = g[value].std(ddof=1).unstack("n_bits")
+        n = g[value].count().unstack("n_bits")
+        bad = g["collapsed"].any().unstack("n_bits")
+        n_max = int(np.nanmax(n.to_numpy())) if n.size else 1
+        cells = mean.copy().astype(object)
+        for r in mean.index:
+            for c in mean.columns:
+                m = mean.loc[r, c]
+                if pd.isna(m):
+                    cells.loc[r, c] = ""
+                    continue
+                text = format(m, fmt or ".4f")
+                if n.loc[r, c] > 1:
+                    text += f" ± {format(std.loc[r, c], fmt or '.4f')}"
+                if n.loc[r, c] < n_max:
+                    text += f" (n={int(n.loc[r, c])})"
+                if bool(bad.loc[r, c]):
+                    text += f" {COLLAPSE_MARK}"
+                cells.loc[r, c] = text
+        table = cells
+    else:
+        table = mean
     table.columns = [str(int(c)) for c in table.columns]
     table = table.reset_index()
-    table = table.assign(_order=_method_rank(table["method"])).sort_values(["_order", *keys], kind="stable")
-    table = table.drop(columns="_order").reset_index(drop=True)
-    if fmt:
-        for col in table.columns[len(keys):]:
+    if spread:
+        table.insert(len(keys), "n", g[value].count().groupby(level=list(range(len(keys))), sort=False).max().values)
+    table = table.assign(_o=method_rank(table["method"])).sort_values(["_o", *keys], kind="stable")
+    table = table.drop(columns="_o").reset_index(drop=True)
+    if fmt and not spread:
+        for col in [c for c in table.columns if c.isdigit()]:
             table[col] = table[col].map(lambda v: "" if pd.isna(v) else format(v, fmt))
     return table
 
 
-def _metric_label(df: pd.DataFrame) -> str:
+def metric_label(df: pd.DataFrame) -> str:
     topk = df["metric_topk"].dropna().unique() if "metric_topk" in df else []
     return f"MAP@{int(topk[0])}" if len(topk) else "MAP (whole database)"
 
 
 def describe(df: pd.DataFrame) -> list[str]:
-    """The lines stated under a table: protocol, split, metric convention, seeds, data source."""
+    """The lines stated under a table: protocol, split, metric convention, seeds, data source, flags."""
     lines = []
     for proto in df["protocol"].unique():
         p = PROTOCOLS.get(proto)
         text = p.description if p else "the split given by the dataset's list files"
         lines.append(f"- Protocol `{proto}`: {text}.")
-    checks = df.groupby("seed")["split_checksum"].first()
-    lines.append("- Split checksums (seed: sha256/16): " + ", ".join(f"{s}: `{c}`" for s, c in checks.items()) + ".")
+    checks = df.groupby("split_seed")["split_checksum"].first()
+    lines.append("- Split checksums (split seed: sha256/16): "
+                 + ", ".join(f"{s}: `{c}`" for s, c in checks.items()) + ".")
     seeds = sorted(df["seed"].unique())
-    label = _metric_label(df)
     lines.append(
-        f"- Metric: tie-aware {label} — the exact expected AP when each group of equal Hamming distance is in "
-        "random order (McSherry & Najork 2008); relevant = sharing at least one label; a query with no relevant "
-        f"item scores AP 0 and counts. Mean over {len(seeds)} seed(s): {', '.join(map(str, seeds))}."
+        f"- Metric: tie-aware {metric_label(df)} — the exact expected AP when each group of equal Hamming distance "
+        "is in random order (McSherry & Najork 2008); relevant = sharing at least one label; a query with no "
+        f"relevant item scores AP 0 and counts (docs/METRICS.md). Cells: mean ± standard deviation over "
+        f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); a seed draws the split and initialises the method, "
+        "unless the records used --split-seed (then only the method's initialisation varies)."
     )
     reps = ", ".join(sorted(df["representation"].unique()))
     tracks = ", ".join(sorted(df["track"].unique()))
     lines.append(f"- Input: representation {reps}; track {tracks}.")
+    resolved = df[df["resolved_params"] != ""].drop_duplicates(["method", "variant", "n_bits", "resolved_params"])
+    if len(resolved):
+        per = resolved.groupby(["method", "variant"], sort=False)["resolved_params"].agg(lambda s: "; ".join(
+            dict.fromkeys(s)))
+        lines.append("- Values derived from the training features (not set by hand): "
+                     + "; ".join(f"{m}{f' [{v}]' if v else ''}: {t}" for (m, v), t in per.items()) + ".")
     sources = sorted(s for s in df["dataset_source"].unique() if s)
     if sources:
         lines.append("- Data: " + "; ".join(sources) + ".")
+    bad = df[df["collapsed"]]
+    if len(bad):
+        items = [f"{r.method}{f' [{r.variant}]' if r.variant else ''} {r.n_bits} bits seed {r.seed} "
+                 f"({r.collapse_note})" for r in bad.itertuples()]
+        lines.append(f"- {COLLAPSE_MARK} Collapsed codes (a bit constant over the database, or one code shared by "
+                     "most items): " + "; ".join(items) + ".")
+    for note in sorted({n for n in df["label_note"] if n}):
+        lines.append(f"- Warning: {note}.")
     return lines
 
 
@@ -108,21 +264,21 @@ def to_markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, disable_numparse=True)
 
 
-def render_markdown(df: pd.DataFrame, title: str, command: str | None = None) -> str:
-    """The ``map.md`` text for one dataset's records."""
-    label = _metric_label(df)
-    out = [f"# {title}", "", f"Tie-aware {label}, mean over seeds:", "", to_markdown(pivot(df, "map", ".4f")), ""]
+def render_markdown(df: pd.DataFrame, title: str, command: str | None = None, notes: Iterable[str] = ()) -> str:
+    """The ``map.md`` text for one dataset's selected records."""
+    label = metric_label(df)
+    out = [f"# {title}", "", f"Tie-aware {label}, mean ± standard deviation over seeds (n = seeds):", "",
+           to_markdown(pivot(df, "map", ".4f", spread=True)), ""]
     out += describe(df)
-    if "map_index" in df:
-        out += ["", f"{label} with ties broken by database index (stable sort; the convention of most published "
-                "code), for comparison with published numbers:", "", to_markdown(pivot(df, "map_index", ".4f"))]
-    if "map_min" in df and "map_max" in df:
-        spread = df.assign(tie_range=df["map_max"] - df["map_min"])
-        out += ["", "Range of MAP that tie order alone can produce (map_max - map_min):", "",
-                to_markdown(pivot(spread, "tie_range", ".4f"))]
+    out += [f"- {n}" for n in notes]
+    out += ["", f"{label} with ties broken by database index (stable sort; the convention of most published "
+            "code), for comparison with published numbers:", "", to_markdown(pivot(df, "map_index", ".4f"))]
+    spread = df.assign(tie_range=df["map_max"] - df["map_min"])
+    out += ["", "Range of MAP that tie order alone can produce (map_max - map_min):", "",
+            to_markdown(pivot(spread, "tie_range", ".4f"))]
     if "train_s" in df:
         out += ["", "Training time in seconds (mean over seeds):", "", to_markdown(pivot(df, "train_s", ".2f"))]
-    runs = [c for c in dict.fromkeys(df.get("command", pd.Series(dtype=str)).fillna("")) if c]
+    runs = [c for c in dict.fromkeys(df["command"].fillna("")) if c]
     if runs:
         out += ["", "Records produced by:", "", *[f"- `{c}`" for c in runs]]
     if command:
@@ -130,52 +286,20 @@ def render_markdown(df: pd.DataFrame, title: str, command: str | None = None) ->
     return "\n".join(out) + "\n"
 
 
-def write_tables(df: pd.DataFrame, out_dir: str | Path, title: str, command: str | None = None) -> list[Path]:
-    """Write ``map.csv``, ``map.md`` and ``results.csv`` for one dataset's records (atomically)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "map.csv", out_dir / "map.md", out_dir / "results.csv"]
-    table = pivot(df, "map")
-    atomic_write_text(paths[0], table.to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(paths[1], render_markdown(df, title, command))
-    atomic_write_text(paths[2], df.to_csv(index=False, float_format="%.6f"))
-    return paths
-
-
-def load_frame(records_root: str | Path) -> pd.DataFrame:
-    """Every record below a folder, as a frame (metadata only; codes are not read)."""
-    return records_to_frame(read_meta(p) for p in iter_record_paths(records_root))
-
-
-TABLE_CELL = ["dataset", "protocol", "method", "representation", "track", "n_bits"]
-
-
-def latest_per_cell(df: pd.DataFrame, prefer: Iterable[str] = ()) -> pd.DataFrame:
-    """One configuration per table cell (dataset, protocol, method, input, bits) and one record per seed.
-
-    The configuration kept is that of the records in ``prefer`` (the run just made), else the most
-    recent one. Records of other hyperparameters or other data copies are older runs: averaging them
-    in would pass them off as further seeds.
-    """
+def write_tables(folder: str | Path, title: str | None = None, command: str | None = None,
+                 spec: dict[str, Any] | None = None) -> list[Path]:
+    """Select a dataset folder's records (module docstring) and write its tables atomically."""
+    folder = Path(folder)
+    df, notes = select(load_frame(folder, spec))
     if df.empty:
-        return df
-    ranked = df.assign(_pref=df["record_key"].isin(set(prefer))).sort_values(["_pref", "created"], kind="stable")
-    chosen = ranked.drop_duplicates(TABLE_CELL, keep="last")[[*TABLE_CELL, "config_id"]]
-    kept = ranked.merge(chosen, on=[*TABLE_CELL, "config_id"])
-    kept = kept.drop_duplicates([*TABLE_CELL, "seed"], keep="last").drop(columns="_pref")
-    return records_to_frame_order(kept)
-
-
-def _method_rank(methods: pd.Series) -> pd.Series:
-    """Position of each method in the paper's order; other methods after, alphabetically by the caller."""
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return methods.map(lambda m: order.get(m, len(order)))
-
-
-def records_to_frame_order(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.assign(_order=_method_rank(df["method"]))
-    df = df.sort_values(["dataset", "_order", "method", "representation", "track", "n_bits", "seed"])
-    return df.drop(columns="_order").reset_index(drop=True)
+        return []
+    paths = [folder / "map.csv", folder / "summary.csv", folder / "results.csv", folder / "map.md"]
+    atomic_write_text(paths[0], pivot(df, "map").to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(paths[1], summary(df).to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(paths[2], df.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(paths[3], render_markdown(df, title or f"{folder.name}: hashing methods compared", command,
+                                                notes))
+    return paths
 
 
 def mean_map(df: pd.DataFrame) -> pd.DataFrame:
@@ -186,64 +310,10 @@ def mean_map(df: pd.DataFrame) -> pd.DataFrame:
     return g.rename(columns={"mean": "map", "count": "n_seeds"})
 
 
-def fmt_float(v) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
-
-
-#: the paper's method labels -> hashbench's registered names.
-PAPER_NAMES = {"SH": "sh", "SPH": "sph", "ITQ": "itq", "DSH": "dsh", "SSDH": "ssdh", "SSDH+GA": "ssdh+ga",
-               "HashGAN": "hashgan", "USDH": "usdh", "UHGA": "uhga", "UHGA+GA": "uhga+ga"}
-
-
-def paper_table(df: pd.DataFrame, published: pd.DataFrame, table: int, dataset: str) -> pd.DataFrame:
-    """The paper's Table 3 or 4 for one dataset: per method and code length, the published MAP, ours
-    (tie-aware and index-order, mean over seeds), and the track our number comes from.
-
-    Rows follow the paper's order; a method we have no record for shows empty cells.
-    """
-    pub = published[(published["table"] == table) & (published["dataset"] == dataset)]
-    rows = []
-    ours = df[(df["dataset"] == dataset) & (df["protocol"] == dataset)] if not df.empty else df
-    for label in dict.fromkeys(pub["method"]):
-        name = PAPER_NAMES.get(label, label.lower())
-        mine = ours[ours["method"] == name] if not ours.empty else ours
-        inputs = sorted(set(mine["representation"] + "/" + mine["track"])) if len(mine) else [""]
-        for inp in inputs:  # one row per input we ran the method on: never averaged across tracks
-            m = mine[mine["representation"] + "/" + mine["track"] == inp] if inp else mine
-            for bits in sorted(pub["bits"].unique()):
-                p = pub[(pub["method"] == label) & (pub["bits"] == bits)]["value"]
-                mb = m[m["n_bits"] == bits] if len(m) else m
-                rows.append({
-                    "method": label, "bits": int(bits),
-                    "published": float(p.iloc[0]) if len(p) and not pd.isna(p.iloc[0]) else np.nan,
-                    "ours": float(mb["map"].mean()) if len(mb) else np.nan,
-                    "ours_index_ties": float(mb["map_index"].mean()) if len(mb) else np.nan,
-                    "track": inp,
-                })
-    out = pd.DataFrame(rows)
-    out["gap"] = out["ours"] - out["published"]
-    return out
-
-
-def render_paper_table(t: pd.DataFrame, table: int, dataset: str, metric: str) -> str:
-    """Markdown: one row per method, for each code length 'published / ours'."""
-    wide: dict[tuple, dict] = {}
-    for r in t.itertuples():
-        cell = f"{fmt_float(r.published) or '—'} / {fmt_float(r.ours) or '—'}"
-        row = wide.setdefault((r.method, r.track), {"method": r.method, "our input": r.track or "not run"})
-        row[str(r.bits)] = cell
-    body = pd.DataFrame(list(wide.values()))
-    title = {3: "Table 3, the effect of gradient attention", 4: "Table 4, comparison"}[table]
-    return (f"# UHGA paper {title}: {dataset}, {metric}\n\nEach cell: published / ours (tie-aware). Published "
-            "values: Jiang et al., Symmetry 2020, 12(7):1193. Our inputs differ from the paper's where the "
-            "'our input' column says so (representation/track), so gaps are expected; README.md discusses them.\n\n"
-            + to_markdown(body) + "\n")
-
-
 def compare_published(df: pd.DataFrame, published: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Ours beside published numbers given as ``method,bits,map[,source]`` rows: one row per method,
     code length and source, with our tie-aware and index-order MAP and the gaps."""
-    ours = df[df["dataset"] == dataset]
+    ours = df[(df["dataset"] == dataset) & (df["variant"] == "")]
     mean = ours.groupby(["method", "n_bits"])[["map", "map_index"]].mean()
     rows = []
     for r in published.itertuples():

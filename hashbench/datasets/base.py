@@ -8,11 +8,16 @@ database indices from its labels.
 
 from __future__ import annotations
 
-import hashlib
+import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from ..digests import array_digest, file_digest, json_digest, text_digest
 
 
 class ImageSource(Protocol):
@@ -80,9 +85,54 @@ def content_checksum(*arrays: np.ndarray) -> str:
     Two sources hold the same data exactly when their checksums match, whatever file format they
     came from (IDX gz or raw, pickles or an in-memory array).
     """
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape};".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()[:16]
+    return array_digest(*arrays)
+
+
+def files_checksum(paths: Sequence[str | os.PathLike], labels: np.ndarray, root: str | os.PathLike | None = None,
+                   cache_dir: str | os.PathLike | None | bool = None) -> str:
+    """A content checksum of a file-based source: each file's bytes (sha256), its name and the labels.
+
+    Changing any image's pixels changes the checksum, so records and cached features of the old
+    content stop matching. Each file's digest is remembered on disk against its size and mtime
+    (``<cache>/file-digests/``), so a 60,000-image folder is read once, not on every run; a file
+    whose size or mtime changed is read again.
+    """
+    from ..cache import resolve_cache_dir
+
+    root_path = Path(root).resolve() if root is not None else None
+    folder = resolve_cache_dir(cache_dir)
+    memo_path = None
+    memo: dict[str, list] = {}
+    if folder is not None:
+        memo_path = folder / "file-digests" / f"{json_digest(str(root_path or ''), 24)}.json"
+        try:
+            memo = json.loads(memo_path.read_text())
+        except (OSError, ValueError):
+            memo = {}
+    lines, changed = [], False
+    for p in paths:
+        p = Path(p)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            from ..errors import DatasetNotFound
+
+            raise DatasetNotFound(f"image file {p} is missing; restore it or remove it from the dataset") from None
+        name = str(p)
+        hit = memo.get(name)
+        if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            digest = hit[2]
+        else:
+            digest = file_digest(p, 32)
+            memo[name] = [st.st_size, st.st_mtime_ns, digest]
+            changed = True
+        rel = p.relative_to(root_path).as_posix() if root_path and p.resolve().is_relative_to(root_path) else p.name
+        lines.append(f"{rel}\0{digest}")
+    if changed and memo_path is not None:
+        from ..io import atomic_write_text
+
+        try:
+            atomic_write_text(memo_path, json.dumps(memo))
+        except OSError:  # a read-only cache costs a re-read next time, nothing else
+            pass
+    return text_digest([*lines, array_digest(np.ascontiguousarray(labels))])

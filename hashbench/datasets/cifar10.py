@@ -19,7 +19,6 @@ split, class, then number), labels are class ids in the official class order.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import default_cache_dir, entry_path, load_entry, save_entry
+from ..digests import text_digest
 from ..errors import DatasetNotFound, HashbenchError, InvalidInput
 from ..io import atomic_write_text
 from .base import ArrayImages, Dataset, content_checksum
@@ -156,7 +156,7 @@ def _jpeg_listing(root: Path) -> tuple[list[str], np.ndarray, int, str]:
     paths: list[str] = []
     labels: list[int] = []
     n_train = 0
-    listing = hashlib.sha256()
+    listing: list[str] = []
     for split in ("train", "test"):
         for c, cls in enumerate(CLASSES):
             folder = root / split / cls
@@ -168,7 +168,7 @@ def _jpeg_listing(root: Path) -> tuple[list[str], np.ndarray, int, str]:
             entries = scan_images(folder)
             for e in entries:
                 st = e.stat()
-                listing.update(f"{split}/{cls}/{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                listing.append(f"{split}/{cls}/{e.name}\0{st.st_size}\0{st.st_mtime_ns}")
             paths += [e.path for e in entries]
             labels += [c] * len(entries)
         if split == "train":
@@ -177,7 +177,7 @@ def _jpeg_listing(root: Path) -> tuple[list[str], np.ndarray, int, str]:
         raise DatasetNotFound(
             f"CIFAR-10 image folders under {root} hold no train or no test images; {_how_to_get(root)}"
         )
-    return paths, np.asarray(labels, dtype=np.int64), n_train, listing.hexdigest()
+    return paths, np.asarray(labels, dtype=np.int64), n_train, text_digest(listing, 64)
 
 
 def _load_jpeg_folder(root: Path) -> Dataset:

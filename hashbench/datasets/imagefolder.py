@@ -12,7 +12,6 @@ list files).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import re
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetNotFound, InvalidInput
-from .base import Dataset
+from .base import Dataset, files_checksum
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
@@ -132,28 +131,6 @@ class FileImages:
         return decode_many([self.paths[i] for i in idx], self.size, self.mode)
 
 
-def listing_checksum(root: Path, paths: Sequence[str | os.PathLike], labels: np.ndarray) -> str:
-    """A cheap checksum of a file-based source: relative paths, file sizes and labels.
-
-    Content is not read (that would cost a full decode); a re-encoded copy with the same names and
-    sizes would collide, which is acceptable for a cache key that also carries the folder's path.
-    """
-    h = hashlib.sha256()
-    for p in paths:
-        p = Path(p)
-        try:
-            rel = p.relative_to(root).as_posix()
-        except ValueError:
-            rel = p.as_posix()
-        try:
-            size = p.stat().st_size
-        except OSError:
-            size = -1
-        h.update(f"{rel}\0{size}\n".encode())
-    h.update(np.ascontiguousarray(labels).tobytes())
-    return h.hexdigest()[:16]
-
-
 def first_image_geometry(path: str | os.PathLike) -> tuple[tuple[int, int], str]:
     """(H, W) and mode ("L" for grey images, else "RGB") of an image file, read from its header."""
     from PIL import Image, UnidentifiedImageError
@@ -202,5 +179,5 @@ def load_imagefolder(directory: str | os.PathLike) -> Dataset:
         protocol="",
         source=f"image folder {root} ({len(paths)} files, {len(classes)} classes, {size[0]}x{size[1]} {mode})",
         extra={"classes": classes, "paths": paths, "format": "imagefolder", "root": str(root)},
-        checksum=listing_checksum(root, paths, y),
+        checksum=files_checksum(paths, y, root),
     )

@@ -19,14 +19,14 @@ exist, loading fails and names the missing ones.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ..digests import array_digest, text_digest
 from ..errors import DatasetNotFound, InvalidInput
-from .base import Dataset
+from .base import Dataset, files_checksum
 from .imagefolder import FileImages
 
 LIST_NAMES = ("database", "train", "test")
@@ -135,13 +135,16 @@ def resolve_images(
     return FileImages(full, size, "RGB"), f"images resized to {size[0]}x{size[1]}"
 
 
-def lists_checksum(lists: dict[str, tuple[list[str], np.ndarray]]) -> str:
-    h = hashlib.sha256()
+def lists_checksum(lists: dict[str, tuple[list[str], np.ndarray]], images: FileImages | None = None,
+                   root: str | os.PathLike | None = None) -> str:
+    """Checksum of the lists (names, paths, labels) and, when the images are present, of their bytes
+    (:func:`~hashbench.datasets.base.files_checksum`), so changed pixels change every key."""
+    parts = []
     for name, (paths, labels) in lists.items():
-        h.update(f"{name}:{len(paths)}\n".encode())
-        h.update("\n".join(paths).encode())
-        h.update(np.ascontiguousarray(labels).tobytes())
-    return h.hexdigest()[:16]
+        parts += [f"{name}:{len(paths)}", *paths, array_digest(np.ascontiguousarray(labels))]
+    if images is not None:
+        parts.append("images:" + files_checksum(images.paths, np.zeros(0), root))
+    return text_digest(parts)
 
 
 def load_listfile(directory: str | os.PathLike, image_size: int = DEFAULT_IMAGE_SIZE) -> Dataset:
@@ -172,5 +175,5 @@ def load_listfile(directory: str | os.PathLike, image_size: int = DEFAULT_IMAGE_
         ),
         extra={"format": "listfile", "paths": paths, "root": str(root), "list_sizes": sizes,
                "repeats_dropped": repeats, "images": image_note},
-        checksum=lists_checksum(lists),
+        checksum=lists_checksum(lists, images, root),
     )

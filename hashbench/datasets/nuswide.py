@@ -67,5 +67,5 @@ def load_nuswide21(
         extra={"format": "listfile", "paths": paths, "root": str(root), "list_rows": members,
                "list_sizes": sizes, "repeats_dropped": repeats, "images": image_note,
                "n_without_label": n_unlabelled},
-        checksum=lists_checksum(lists),
+        checksum=lists_checksum(lists, images, img_root),
     )

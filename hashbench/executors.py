@@ -1,0 +1,106 @@
+"""Executors: where the cells of a plan run. The runner needs nothing of an executor but this interface.
+
+An executor takes the run's :class:`~hashbench.execute.RunContext` and a list of
+:class:`~hashbench.plan.Task` and yields one :class:`Outcome` per task as cells finish (in any
+order): the record's metadata, or the error that cell raised. A failed cell never stops the
+others; the runner reports failures after the rest finished. Every executor calls the same
+:func:`hashbench.execute.execute_cell`, which writes each record atomically, so resumption,
+``--force`` and tables behave alike whatever ran the cells.
+
+- :class:`LocalExecutor` (default): in this process (``jobs=1``), or ``jobs`` worker processes
+  on this machine, each with ``cores // jobs`` threads.
+- ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .execute import RunContext, execute_cell
+from .plan import Task
+
+
+@dataclass
+class Outcome:
+    """A finished task: its record's metadata, or the exception that ended it."""
+
+    task: Task
+    meta: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
+class Executor(Protocol):
+    """Runs tasks; yields an Outcome for each, as they finish."""
+
+    def run(self, ctx: RunContext, tasks: Sequence[Task]) -> Iterator[Outcome]: ...
+
+
+def _worker_init(threads: int) -> None:
+    from .device import limit_threads
+
+    limit_threads(threads)
+
+
+def _run_one(ctx: RunContext, task: Task) -> dict[str, Any]:
+    return execute_cell(ctx, task)
+
+
+class LocalExecutor:
+    """Cells on this machine: in process (``jobs=1``) or in ``jobs`` spawned worker processes."""
+
+    def __init__(self, jobs: int = 1, threads_per_job: int | None = None):
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            from .errors import InvalidInput
+
+            raise InvalidInput(f"--jobs {jobs!r}: give a positive number of parallel cells")
+        self.jobs = jobs
+        self.threads_per_job = threads_per_job or max(1, (os.cpu_count() or 1) // jobs)
+
+    def run(self, ctx: RunContext, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        if self.jobs == 1 or len(tasks) <= 1:
+            for t in tasks:
+                try:
+                    yield Outcome(t, meta=execute_cell(ctx, t))
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - reported by the runner with the cell's name
+                    yield Outcome(t, error=exc)
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        mp = multiprocessing.get_context("spawn")  # no fork of a process holding thread pools
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=mp,
+                                 initializer=_worker_init, initargs=(self.threads_per_job,)) as pool:
+            futures = {pool.submit(_run_one, ctx, t): t for t in tasks}
+            try:
+                for f in as_completed(futures):
+                    t = futures[f]
+                    try:
+                        yield Outcome(t, meta=f.result())
+                    except Exception as exc:  # noqa: BLE001
+                        yield Outcome(t, error=exc)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+
+def get_executor(name: str = "local", *, jobs: int = 1, address: str | None = None, threads: int | None = None):
+    """An executor by name: ``local`` (``jobs`` processes) or ``ray`` (``address`` of a cluster, or local)."""
+    if name == "local":
+        if address:
+            from .errors import InvalidInput
+
+            raise InvalidInput("--address is for --executor ray; the local executor runs on this machine")
+        return LocalExecutor(jobs, threads)
+    if name == "ray":
+        from .ray_executor import RayExecutor  # extra: pip install 'hashbench[ray]'
+
+        return RayExecutor(address=address)
+    from .errors import UnknownName
+
+    raise UnknownName(f"unknown executor {name!r}; use --executor local or --executor ray")
