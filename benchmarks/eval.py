@@ -36,8 +36,11 @@ import time
 import numba
 import numpy as np
 
-from hashbench.metrics import _closed_forms, evaluate
-from hashbench.search import knn, knn_bruteforce, pack_codes
+from hashbench.bits import pack, pack_words
+from hashbench.metrics import evaluate
+from hashbench.metrics.closed_forms import closed_forms
+from hashbench.metrics.validation import label_keys
+from hashbench.search import knn, knn_bruteforce
 
 # ----------------------------------------------------------------------------------------------
 # data
@@ -103,10 +106,8 @@ def loop_inputs(qc, dc, ql, dl):
 
 def numpy_histograms(qc, dc, ql, dl, chunk=64):
     """Histograms by np.bitwise_count on packed uint64 words and one bincount per chunk of queries."""
-    from hashbench.metrics import _label_keys, _pack_words
-
-    qw, dw = _pack_words(qc), _pack_words(dc)
-    qk, dk, multi = _label_keys(ql, dl, len(qc), len(dc))
+    qw, dw = pack_words(qc), pack_words(dc)
+    qk, dk, multi = label_keys(ql, dl, len(qc), len(dc))
     nb = qc.shape[1] + 1
     hn = np.zeros((len(qc), nb), np.int64)
     hr = np.zeros((len(qc), nb), np.int64)
@@ -199,7 +200,7 @@ def metric_case(name, nq, nd, n_bits, n_classes, multi, topk, loop_queries, seed
 
     (hn, hr), nwall, ncpu, nmem = measure(numpy_histograms, qc, dc, ql, dl)
     ap = np.zeros(nq)
-    _closed_forms(hn, hr, min(k, nd), np.zeros(0, np.int64), ap, np.zeros(nq), np.zeros(nq), np.zeros((nq, 0)))
+    closed_forms(hn, hr, min(k, nd), np.zeros(0, np.int64), ap, np.zeros(nq), np.zeros(nq), np.zeros((nq, 0)))
     numpy_same = bool(np.allclose(ap, pq["ap"], rtol=0, atol=1e-12))
 
     return {
@@ -229,8 +230,8 @@ def metric_case(name, nq, nd, n_bits, n_classes, multi, topk, loop_queries, seed
 
 def faiss_case(n_db, n_bits, k, n_queries, n_numpy_queries, seed):
     rng = np.random.default_rng(seed)
-    db = pack_codes(rng.random((n_db, n_bits)) < 0.5)
-    q = pack_codes(rng.random((n_queries, n_bits)) < 0.5)
+    db = pack(rng.random((n_db, n_bits)) < 0.5)
+    q = pack(rng.random((n_queries, n_bits)) < 0.5)
     knn(db[:1000], q[:2], k)  # load faiss and its thread pool
     best = float("inf")
     for _ in range(3):

@@ -1,10 +1,10 @@
-"""Hamming search of binary codes with faiss: bit packing, exact k-NN, radius search, query timing.
+"""Hamming search of binary codes with faiss: exact k-NN, radius search, query timing.
 
-Codes are bool arrays (n, B), bit = (h >= 0). faiss's binary indexes take uint8 rows of d/8 bytes,
-bit i of a code in bit (i mod 8) of byte i // 8 (least significant first, as faiss's own
-``fvecs2bitvecs`` packs), and need d to be a multiple of 8. :func:`pack_codes` pads the last byte
-with zero bits: every code has the same zeros there, so they XOR to 0 and no Hamming distance
-changes.
+Codes are bool arrays (n, B), bit = (h >= 0), or already packed uint8 rows. faiss's binary indexes
+take uint8 rows of d/8 bytes, bit i of a code in bit (i mod 8) of byte i // 8 (least significant
+first, as faiss's own ``fvecs2bitvecs`` packs), and need d to be a multiple of 8: exactly the order
+of :func:`hashbench.bits.pack`, which pads the last byte with zero bits. Every code has the same
+zeros there, so they XOR to 0 and no Hamming distance changes.
 
 :func:`knn` uses ``faiss.GpuIndexBinaryFlat`` when faiss sees a GPU and k <= 2048 (the GPU limit),
 else ``faiss.IndexBinaryFlat`` (exhaustive XOR + popcount on the CPU). faiss promises no order
@@ -22,12 +22,11 @@ import time
 import faiss
 import numpy as np
 
+from .bits import as_codes, pack
 from .errors import InvalidInput
 
 __all__ = [
     "GPU_MAX_K",
-    "pack_codes",
-    "unpack_codes",
     "build_index",
     "knn",
     "knn_bruteforce",
@@ -37,32 +36,6 @@ __all__ = [
 
 #: the largest k faiss's GPU binary index answers
 GPU_MAX_K = 2048
-
-
-def _as_codes(codes, name: str) -> np.ndarray:
-    c = np.asarray(codes)
-    if c.ndim != 2 or c.shape[1] == 0:
-        raise InvalidInput(f"{name} must be a 2-D array (n, n_bits) of bool codes; got shape {c.shape}")
-    if c.dtype != np.bool_:
-        if not np.issubdtype(c.dtype, np.number) or not np.all((c == 0) | (c == 1)):
-            raise InvalidInput(f"{name} must hold bool codes (or 0/1); got dtype {c.dtype}. Binarise with h >= 0")
-        c = c.astype(bool)
-    return c
-
-
-def pack_codes(codes: np.ndarray) -> np.ndarray:
-    """Pack bool codes (n, B) into uint8 (n, ceil(B/8)) in faiss's bit order; padding bits are 0."""
-    return np.ascontiguousarray(np.packbits(_as_codes(codes, "codes"), axis=1, bitorder="little"))
-
-
-def unpack_codes(packed: np.ndarray, n_bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: uint8 (n, ceil(B/8)) -> bool (n, n_bits)."""
-    p = np.asarray(packed)
-    if p.dtype != np.uint8 or p.ndim != 2:
-        raise InvalidInput(f"packed codes must be a 2-D uint8 array; got {p.dtype} of shape {p.shape}")
-    if not 1 <= n_bits <= 8 * p.shape[1]:
-        raise InvalidInput(f"n_bits={n_bits} does not fit {p.shape[1]} bytes per code")
-    return np.unpackbits(p, axis=1, count=n_bits, bitorder="little").astype(bool)
 
 
 def _gpu_available() -> bool:
@@ -75,7 +48,7 @@ def build_index(db_codes: np.ndarray, *, k: int | None = None, use_gpu: bool | N
     use_gpu: None picks the GPU when faiss has one and ``k`` (if given) is at most 2048; True
     demands it (InvalidInput when impossible); False keeps the CPU.
     """
-    packed = db_codes if _is_packed(db_codes) else pack_codes(db_codes)
+    packed = _as_packed(db_codes, "db_codes")
     gpu_ok = _gpu_available() and (k is None or k <= GPU_MAX_K)
     if use_gpu and not gpu_ok:
         raise InvalidInput(
@@ -94,12 +67,15 @@ def build_index(db_codes: np.ndarray, *, k: int | None = None, use_gpu: bool | N
     return index
 
 
-def _is_packed(codes) -> bool:
-    return isinstance(codes, np.ndarray) and codes.dtype == np.uint8 and codes.ndim == 2
+def _as_packed(codes, name: str) -> np.ndarray:
+    """Packed uint8 rows as given; bool (or 0/1) codes checked, then packed in faiss's order (bits.pack)."""
+    if isinstance(codes, np.ndarray) and codes.dtype == np.uint8 and codes.ndim == 2:
+        return codes
+    return pack(as_codes(codes, name))
 
 
 def _queries(query_codes, n_bytes: int) -> np.ndarray:
-    q = query_codes if _is_packed(query_codes) else pack_codes(query_codes)
+    q = _as_packed(query_codes, "query_codes")
     if q.shape[1] != n_bytes:
         raise InvalidInput(
             f"query codes have {q.shape[1]} bytes per code and the database {n_bytes}; encode both with one model"
@@ -115,7 +91,7 @@ def knn(db_codes: np.ndarray, query_codes: np.ndarray, k: int, *, use_gpu: bool 
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidInput(f"k must be a positive integer; got {k!r}")
-    db = db_codes if _is_packed(db_codes) else pack_codes(db_codes)
+    db = _as_packed(db_codes, "db_codes")
     k = min(int(k), db.shape[0])
     index = build_index(db, k=k, use_gpu=use_gpu)
     dist, idx = index.search(_queries(query_codes, db.shape[1]), k)
@@ -130,7 +106,7 @@ def knn_bruteforce(db_codes: np.ndarray, query_codes: np.ndarray, k: int, chunk_
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidInput(f"k must be a positive integer; got {k!r}")
-    db = db_codes if _is_packed(db_codes) else pack_codes(db_codes)
+    db = _as_packed(db_codes, "db_codes")
     q = _queries(query_codes, db.shape[1])
     k = min(int(k), db.shape[0])
     # uint64 words make popcount 8x fewer operations; zero padding keeps distances unchanged
@@ -174,7 +150,7 @@ def radius_search(db_codes: np.ndarray, query_codes: np.ndarray, r: int):
     """
     if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
         raise InvalidInput(f"radius must be a non-negative integer; got {r!r}")
-    db = db_codes if _is_packed(db_codes) else pack_codes(db_codes)
+    db = _as_packed(db_codes, "db_codes")
     index = build_index(db, use_gpu=False)
     # faiss keeps d < radius
     lims, dist, idx = index.range_search(_queries(query_codes, db.shape[1]), int(r) + 1)
@@ -194,7 +170,7 @@ def time_queries(
     ``repeats`` runs over all queries)."""
     if repeats < 1:
         raise InvalidInput(f"repeats must be at least 1; got {repeats}")
-    db = db_codes if _is_packed(db_codes) else pack_codes(db_codes)
+    db = _as_packed(db_codes, "db_codes")
     q = _queries(query_codes, db.shape[1])
     k = min(int(k), db.shape[0])
     index = build_index(db, k=k, use_gpu=use_gpu)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
+from hashbench.bits import pack, unpack
 from hashbench.errors import InvalidInput
-from hashbench.search import knn, knn_bruteforce, pack_codes, radius_search, time_queries, unpack_codes
+from hashbench.search import knn, knn_bruteforce, radius_search, time_queries
 
 
 def hamming(q, db):
@@ -15,11 +17,12 @@ def hamming(q, db):
 
 @pytest.mark.parametrize("n_bits", [1, 7, 8, 12, 64, 100])
 def test_pack_unpack_round_trip_and_padding(n_bits):
+    """search packs with hashbench.bits.pack: uint8 rows, zero padding, unpack inverts it."""
     rng = np.random.default_rng(n_bits)
     codes = rng.random((9, n_bits)) < 0.5
-    packed = pack_codes(codes)
+    packed = pack(codes)
     assert packed.dtype == np.uint8 and packed.shape == (9, -(-n_bits // 8))
-    assert np.array_equal(unpack_codes(packed, n_bits), codes)
+    assert np.array_equal(unpack(packed, n_bits), codes)
     # the padding bits are zero, so the byte popcount is the number of set bits
     assert np.array_equal(np.unpackbits(packed, axis=1).sum(1), codes.sum(1))
 
@@ -28,7 +31,27 @@ def test_bit_order_is_faiss_order():
     """faiss packs bit i into bit (i mod 8) of byte i // 8: code 1,0,0,0,0,0,0,0,0,1 -> bytes 1, 2."""
     code = np.zeros((1, 10), bool)
     code[0, [0, 9]] = True
-    assert pack_codes(code).tolist() == [[1, 2]]
+    assert pack(code).tolist() == [[1, 2]]
+    # and faiss's own packing of sign bits (x >= 0 -> 1) gives the same bytes
+    rng = np.random.default_rng(2)
+    for n_bits in (8, 64, 136):
+        codes = rng.random((5, n_bits)) < 0.5
+        x = np.ascontiguousarray(np.where(codes, 1.0, -1.0).astype(np.float32))
+        ref = np.zeros((5, n_bits // 8), np.uint8)
+        faiss.fvecs2bitvecs(faiss.swig_ptr(x), faiss.swig_ptr(ref), n_bits, 5)
+        assert np.array_equal(pack(codes), ref)
+
+
+def test_packed_and_bool_inputs_give_the_same_search():
+    """A 12-bit code padded to 2 bytes: the padding bits never change a distance."""
+    rng = np.random.default_rng(4)
+    db, q = rng.random((200, 12)) < 0.5, rng.random((7, 12)) < 0.5
+    d_bool, _ = knn(db, q, 15)
+    d_packed, _ = knn(pack(db), pack(q), 15)
+    assert np.array_equal(d_bool, d_packed)
+    assert np.array_equal(d_bool, np.sort(hamming(q, db), 1)[:, :15])
+    with pytest.raises(InvalidInput, match="bool"):
+        knn(np.full((3, 12), 0.5), q, 2)
 
 
 @pytest.mark.parametrize("n_bits", [12, 64, 100])
