@@ -49,6 +49,12 @@ def load(ctx_data: tuple) -> Any:
     return load_dataset(name, data_root=data_root, download=download)
 
 
+def reset() -> None:
+    """Forget this process's memos (a new run re-reads data that may have changed on disk)."""
+    load.cache_clear()
+    _features_memo.clear()
+
+
 def dataset_of(ctx: RunContext):
     return load((ctx.dataset, ctx.data_root, ctx.download))
 

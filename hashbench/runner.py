@@ -21,7 +21,7 @@ from typing import Any
 from . import records as rec
 from .device import resolve_device
 from .errors import HashbenchError
-from .execute import RunContext, dataset_of, prepare
+from .execute import RunContext, dataset_of, prepare, reset
 from .executors import LocalExecutor, Outcome
 from .io import ensure_writable_dir
 from .plan import Plan, RunConfig, Task, dataset_dirname, parse_bits, parse_params, parse_seeds, plan
@@ -81,6 +81,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
     Failed cells are in ``result.failed``; call ``result.raise_for_failures()`` once tables are written.
     """
     ensure_writable_dir(cfg.out)
+    reset()
     device = str(resolve_device(cfg.device))
     pre = RunContext(cfg.dataset, cfg.data_root, cfg.download, "", "", None, None, device)
     dataset = dataset_of(pre)

@@ -1,40 +1,65 @@
-"""Records are atomic and self-describing; tables are means over seeds with columns named by bits."""
+"""Records are atomic and self-describing; tables follow one stated selection rule."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from hashbench.errors import InvalidInput
-from hashbench.records import cell_key, read_record, record_path, write_record
-from hashbench.tables import pivot, records_to_frame, render_markdown
+from hashbench.records import CorruptRecord, cell_key, read_record, record_path, write_record
+from hashbench.tables import pivot, record_row, render_markdown, select
+
+SPLIT = {"query": np.arange(5), "train": np.arange(3), "database": np.arange(9)}
 
 
-def meta_for(method, bits, seed, m):
-    config = {"dataset": "digits", "protocol": "digits", "representation": "pixels", "track": "features",
-              "method": method, "n_bits": bits, "seed": seed, "split_checksum": f"c{seed}", "params": {},
-              "metric": {"topk": None}}
-    return {"config": config, "scores": {"map": m, "map_index": m - 0.01, "map_min": m - 0.02, "map_max": m + 0.02},
-            "timings": {"train_s": 1.0}}
+def meta_for(method, bits, seed, m, *, variant="", created=0, checksum="d0", protocol="digits"):
+    config = {"dataset": "digits", "dataset_checksum": checksum, "protocol": protocol,
+              "representation": {"name": "pixels", "version": 1}, "track": "features", "method": method,
+              "method_version": 1, "n_bits": bits, "seed": seed, "split_seed": seed, "split_checksum": f"c{seed}",
+              "params": {"v": variant}}
+    meta = {"config": config, "variant": variant, "timings": {"train_s": 1.0}, "created_ns": created,
+            "collapse": {"collapsed": m < 0.15, "note": "16 of 16 bits constant over the database" if m < 0.15
+                         else ""}}
+    scores = {"map": m, "map_index": m - 0.01, "map_min": m - 0.02, "map_max": m + 0.02, "topk": None}
+    return meta, scores
+
+
+def frame(*items) -> pd.DataFrame:
+    return pd.DataFrame([record_row(Path(f"r{i}.npz"), meta, None, scores) for i, (meta, scores) in enumerate(items)])
 
 
 def test_record_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     q, d = rng.random((5, 12)) > 0.5, rng.random((9, 12)) > 0.5
-    meta = meta_for("itq", 12, 0, 0.5)
+    meta, _ = meta_for("itq", 12, 0, 0.5)
     path = record_path(tmp_path, meta["config"])
-    write_record(path, meta, q, d, {"query": np.arange(5), "train": np.arange(3), "database": np.arange(9)})
+    write_record(path, meta, q, d, SPLIT, np.arange(5) % 2, np.arange(9) % 3)
     r = read_record(path)
     assert np.array_equal(r.query_codes, q) and np.array_equal(r.db_codes, d)
-    assert r.meta["scores"]["map"] == 0.5
+    assert np.array_equal(r.db_labels, np.arange(9) % 3)
+    assert r.meta["config"] == meta["config"]
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "a temporary file was left behind"
 
 
+def test_codes_are_stored_in_faiss_bit_order(tmp_path):
+    """One bit order everywhere: bit j of a code is bit j % 8 (least significant first) of byte j // 8."""
+    q = np.zeros((1, 9), bool)
+    q[0, 0] = q[0, 8] = True
+    meta, _ = meta_for("itq", 9, 0, 0.5)
+    path = write_record(tmp_path / "r.npz", meta, q, q, SPLIT, np.zeros(1), np.zeros(1))
+    with np.load(path) as z:
+        assert z["query_codes"].tolist() == [[1, 1]]
+
+
 def test_cache_key_depends_on_every_config_value():
-    a = meta_for("itq", 16, 0, 0.5)["config"]
-    b = {**a, "params": {"n_iter": 10}}
+    a = meta_for("itq", 16, 0, 0.5)[0]["config"]
     assert cell_key(a) == cell_key(dict(reversed(list(a.items()))))
-    assert cell_key(a) != cell_key(b)
+    for k, v in [("params", {"n_iter": 10}), ("method_version", 2), ("dataset_checksum", "other"),
+                 ("representation", {"name": "pixels", "version": 2})]:
+        assert cell_key(a) != cell_key({**a, k: v}), k
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
@@ -45,48 +70,60 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", killed)
-    path = tmp_path / "x.npz"
+    meta, _ = meta_for("itq", 8, 0, 0.1)
     with pytest.raises(KeyboardInterrupt):
-        write_record(path, meta_for("itq", 8, 0, 0.1), np.zeros((1, 8), bool), np.zeros((1, 8), bool),
-                     {"query": np.arange(1), "train": np.arange(1), "database": np.arange(1)})
+        write_record(tmp_path / "x.npz", meta, np.zeros((1, 8), bool), np.zeros((1, 8), bool), SPLIT,
+                     np.zeros(1), np.zeros(1))
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_record_is_a_clear_error(tmp_path):
+def test_corrupt_and_foreign_records_are_clear_errors(tmp_path):
     p = tmp_path / "bad.npz"
     p.write_bytes(b"not a zip")
-    with pytest.raises(InvalidInput, match="--force"):
+    with pytest.raises(CorruptRecord, match="unreadable"):
         read_record(p)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, meta=np.array('{"hello": 1}'))
+    with pytest.raises(InvalidInput, match="not a hashbench record"):
+        read_record(foreign)
 
 
-def test_pivot_means_over_seeds_in_paper_order():
-    df = records_to_frame([meta_for("itq", 16, 0, 0.4), meta_for("itq", 16, 1, 0.6), meta_for("lsh", 16, 0, 0.2),
-                           meta_for("sh", 32, 0, 0.3)])
+def test_pivot_means_and_spread_over_seeds():
+    df = frame(meta_for("itq", 16, 0, 0.4), meta_for("itq", 16, 1, 0.6), meta_for("lsh", 16, 0, 0.2),
+               meta_for("lsh", 32, 0, 0.3), meta_for("lsh", 32, 1, 0.5))
     t = pivot(df, "map")
     assert list(t.columns) == ["method", "16", "32"]
-    assert t["method"].tolist() == ["lsh", "sh", "itq"]
     assert t.set_index("method").loc["itq", "16"] == pytest.approx(0.5)
+    s = pivot(df, "map", ".4f", spread=True).set_index("method")
+    assert s.loc["itq", "16"] == "0.5000 ± 0.1414"
+    assert s.loc["lsh", "16"] == "0.2000 (n=1)", "a cell with fewer seeds than its neighbours says so"
+    assert s.loc["itq", "n"] == 2
     md = render_markdown(df, "digits")
-    assert "Mean over 2 seed(s): 0, 1" in md and "| itq" in md
+    assert "over 2 seed(s) (0, 1)" in md and "| itq" in md
 
 
-def test_other_configurations_are_not_averaged_as_seeds():
-    """Seed 1 re-run with other hyperparameters replaces the configuration; it is not a second seed."""
-    from hashbench.tables import latest_per_cell
+def test_collapsed_cells_are_flagged_in_the_table():
+    df = frame(meta_for("uhga", 16, 0, 0.10), meta_for("lsh", 16, 0, 0.34))
+    s = pivot(df, "map", ".4f", spread=True).set_index("method")
+    assert s.loc["uhga", "16"].endswith("†") and not s.loc["lsh", "16"].endswith("†")
+    assert "Collapsed codes" in render_markdown(df, "digits") and "16 of 16 bits constant" in render_markdown(df, "x")
 
-    a0, a1 = meta_for("itq", 16, 0, 0.6), meta_for("itq", 16, 1, 0.6)
-    b1 = meta_for("itq", 16, 1, 0.2)
-    b1["config"]["params"] = {"n_iter": 0}
-    for i, m in enumerate([a0, a1, b1]):
-        m["created_ns"] = i
-    df = latest_per_cell(records_to_frame([a0, a1, b1]))
-    assert len(df) == 1 and df["map"].iloc[0] == pytest.approx(0.2)
-    df = latest_per_cell(records_to_frame([a0, a1, b1]), prefer=records_to_frame([a0, a1])["record_key"])
-    assert len(df) == 2 and df["map"].mean() == pytest.approx(0.6)
+
+def test_selection_newest_record_per_cell_variants_as_rows_newest_data():
+    """run and tables share this rule: every configuration is its own row, the newest record of a cell
+    wins, and records of an older copy of the data are left out (and said so)."""
+    default_old = meta_for("itq", 16, 0, 0.59, created=1)
+    sweep = meta_for("itq", 16, 0, 0.51, variant="n_iter=0", created=2)
+    default_new = meta_for("itq", 16, 0, 0.60, created=3)
+    stale_data = meta_for("lsh", 16, 0, 0.9, created=0, checksum="old")
+    df, notes = select(frame(default_old, sweep, default_new, stale_data))
+    t = pivot(df, "map")
+    assert t["variant"].tolist() == ["", "n_iter=0"]
+    assert t["16"].tolist() == [pytest.approx(0.60), pytest.approx(0.51)]
+    assert any("another copy of the data" in n for n in notes) and any("replaced" in n for n in notes)
 
 
 def test_protocols_are_separate_rows():
-    a, b = meta_for("lsh", 16, 0, 0.34), meta_for("lsh", 16, 0, 0.32)
-    b["config"]["protocol"] = "generic"
-    t = pivot(records_to_frame([a, b]), "map")
+    df = frame(meta_for("lsh", 16, 0, 0.34), meta_for("lsh", 16, 0, 0.32, protocol="generic"))
+    t = pivot(df, "map")
     assert sorted(t["16"]) == [0.32, 0.34] and "protocol" in t.columns
