@@ -315,6 +315,20 @@ def registry_defaults(method: str) -> dict[str, Any]:
         return {}
 
 
+def match_variants(
+    variants: Iterable[Any], params: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """Which of a frame's ``variant`` strings name the configuration ``params`` (parsed once per distinct string)."""
+    seen: dict[str, bool] = {}
+    out = []
+    for v in variants:
+        key = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+        if key not in seen:
+            seen[key] = same_params(parse_variant(key), params, defaults)
+        out.append(seen[key])
+    return np.asarray(out, dtype=bool)
+
+
 def select_rows(
     frame: pd.DataFrame,
     selector: Selector | str,
@@ -324,32 +338,34 @@ def select_rows(
     sel = parse_selector(selector) if isinstance(selector, str) else selector
     if frame.empty or "method" not in frame:
         return frame.iloc[0:0]
-    rows = frame[frame["method"].astype(str).str.lower() == sel.method]
+    mask = frame["method"].astype(str).str.lower().to_numpy() == sel.method
     if sel.representation is not None:
-        rows = rows[rows["representation"] == sel.representation]
+        mask &= frame["representation"].to_numpy() == sel.representation
     if sel.track is not None:
-        rows = rows[rows["track"] == sel.track]
-    if rows.empty:
-        return rows
-    dflt = defaults(sel.method) if (defaults and sel.params) else {}
-    variants = rows["variant"].fillna("") if "variant" in rows else pd.Series("", index=rows.index)
-    keep = [same_params(parse_variant(v), sel.params, dflt) for v in variants]
-    return rows[np.asarray(keep, dtype=bool)]
+        mask &= frame["track"].to_numpy() == sel.track
+    if mask.any():
+        dflt = defaults(sel.method) if (defaults and sel.params) else {}
+        variants = frame["variant"].to_numpy()[mask] if "variant" in frame else [""] * int(mask.sum())
+        mask[mask] = match_variants(variants, sel.params, dflt)
+    return frame[mask]
 
 
-def _one_input(rows: pd.DataFrame, sel: Selector) -> pd.DataFrame:
-    """The rows of one input (protocol, representation, track) and one configuration, one per seed."""
-    inputs = rows[["protocol", "representation", "track"]].drop_duplicates()
+def one_configuration(rows: pd.DataFrame, sel: Selector | str) -> pd.DataFrame:
+    """The rows a selector matched, reduced to one input (protocol, representation, track) and one record
+    per (seed, split): the most recent (``created``) where a cell was run twice (for instance once with
+    the default variant and once with the same value set explicitly)."""
+    sel = parse_selector(sel) if isinstance(sel, str) else sel
+    inputs = sorted(set(zip(rows["protocol"], rows["representation"], rows["track"], strict=True)))
     if len(inputs) > 1:
-        names = ", ".join(f"{r.representation}/{r.track} (protocol {r.protocol})" for r in inputs.itertuples())
+        names = ", ".join(f"{rep}/{track} (protocol {proto})" for proto, rep, track in inputs)
         raise InvalidInput(
-            f"{sel} has records on {len(inputs)} inputs: {names}; name one, e.g. "
-            f"{sel.method}@{inputs.iloc[0]['representation']}"
+            f"{sel} has records on {len(inputs)} inputs: {names}; name one, e.g. {sel.method}@{inputs[0][1]}"
         )
+    keys = list(zip(rows["seed"], rows["split_checksum"], strict=True))
+    if len(set(keys)) == len(keys):
+        return rows
     if "created" in rows:
         rows = rows.sort_values("created", kind="stable")
-    if "config_id" in rows and rows["config_id"].nunique() > 1:  # older runs of the same cell: keep the latest
-        rows = rows[rows["config_id"] == rows["config_id"].iloc[-1]]
     return rows.drop_duplicates(["seed", "split_checksum"], keep="last")
 
 
@@ -385,14 +401,22 @@ def paired_scores(
     per_query: str = "ap",
     seeds: Iterable[int] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """Per-query arrays of two selections paired by (seed, split_checksum): (a arrays, b arrays, seeds)."""
-    pairs = rows_a.merge(rows_b, on=["seed", "split_checksum"], suffixes=("_a", "_b")).sort_values("seed")
+    """Per-query arrays of two selections (one record per seed each, see :func:`one_configuration`) paired by
+    (seed, split_checksum), in seed order: (a arrays, b arrays, seeds)."""
+
+    def by_key(rows: pd.DataFrame) -> dict[tuple[int, str], str]:
+        cols = (rows["seed"], rows["split_checksum"], rows["scores_path"])
+        return {(int(s), str(c)): str(p) for s, c, p in zip(*cols, strict=True)}
+
+    ia, ib = by_key(rows_a), by_key(rows_b)
+    keys = sorted(set(ia) & set(ib))
     if seeds is not None:
-        pairs = pairs[pairs["seed"].isin(set(seeds))]
+        wanted = {int(s) for s in seeds}
+        keys = [k for k in keys if k[0] in wanted]
     xa, xb = [], []
-    for r in pairs.itertuples():
+    for k in keys:
         arrays = []
-        for path in (r.scores_path_a, r.scores_path_b):
+        for path in (ia[k], ib[k]):
             scores = scores_loader(path)
             pq = scores.get("per_query") if isinstance(scores, Mapping) else None
             if not pq or per_query not in pq:
@@ -403,7 +427,7 @@ def paired_scores(
             arrays.append(np.asarray(pq[per_query], dtype=np.float64))
         xa.append(arrays[0])
         xb.append(arrays[1])
-    return xa, xb, [int(s) for s in pairs["seed"]]
+    return xa, xb, [k[0] for k in keys]
 
 
 def _match(df: pd.DataFrame, by: list[str], key: tuple) -> pd.DataFrame:
@@ -467,7 +491,9 @@ def compare_table(
             )
             rows.append(row)
             continue
-        xa, xb, used = paired_scores(_one_input(ga, sa), _one_input(gb, sb), scores_loader, per_query, seeds)
+        xa, xb, used = paired_scores(
+            one_configuration(ga, sa), one_configuration(gb, sb), scores_loader, per_query, seeds
+        )
         if not used:
             row.update(
                 {c: np.nan for c in COMPARE_COLUMNS[:-3]}, n_queries=0, n_seeds=0, verdict="no common seed/split"
