@@ -1,0 +1,814 @@
+"""Figures from records: MAP against code length, precision-recall over Hamming radius, precision@N,
+quality against cost, and ours against published numbers.
+
+Everything is drawn from records only (the frame of :func:`hashbench.tables.load_frame` and the
+per-record scores of :func:`hashbench.scoring.load_scores`); nothing is retrained. Figures go to
+``DIR/<dataset>/plots/`` as PNG (for people and the HTML report) and SVG (for papers), under fixed
+names (:data:`FIGURE_NAMES`).
+
+One style across every figure: a method has the same colour and marker in every figure of every
+dataset (:func:`method_style`: a fixed table for the registered methods, a hash of the name into a
+qualitative palette for any other), the protocol and metric are stated in each title, legends sit
+outside the axes. Drawing is headless: the Agg backend, matplotlib's object API (``Figure``, never
+pyplot's global figure state). Output is deterministic: fixed SVG hash salt, no date in the SVG
+metadata, fixed fonts and sizes, so drawing the same records twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+if "matplotlib.pyplot" not in sys.modules:  # headless: no display needed (pyplot is never imported here)
+    matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from .io import atomic_write_bytes  # noqa: E402
+
+#: identity columns of a table row (one line in a figure); the seed is what is averaged over.
+SERIES_KEYS = ["dataset", "protocol", "representation", "track", "method", "variant"]
+
+#: the registered methods in the paper's order (hashbench.tables.METHOD_ORDER), each with its colour
+#: and marker. +GA variants take a darker shade of their base method's hue, so the pairs read together.
+METHOD_STYLES: dict[str, tuple[str, str]] = {
+    "lsh": ("#7f7f7f", "o"),  # grey: the data-independent baseline
+    "sh": ("#ff7f0e", "s"),
+    "sph": ("#2ca02c", "D"),
+    "itq": ("#1f77b4", "^"),
+    "dsh": ("#8c564b", "v"),
+    "ssdh": ("#9467bd", "<"),
+    "ssdh+ga": ("#4a2377", ">"),
+    "hashgan": ("#17becf", "p"),
+    "usdh": ("#bcbd22", "h"),
+    "uhga": ("#e0474c", "P"),
+    "uhga+ga": ("#8b0000", "X"),
+}
+#: colours and markers for methods not in the table, chosen by a hash of the name.
+EXTRA_COLOURS = [
+    "#e377c2",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#843c39",
+    "#5254a3",
+    "#b5cf6b",
+    "#d6616b",
+]
+EXTRA_MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "P", "X", "*"]
+LINESTYLES = ["-", "--", ":", "-."]
+
+#: the stems of the files :func:`plot_dataset` writes (``pr_<bits>b`` once per code length).
+FIGURE_NAMES = [
+    "map_vs_bits",
+    "pr_curves",
+    "pr_<bits>b",
+    "precision_at_n",
+    "cost_train",
+    "cost_query",
+    "published_vs_ours_table<N>",
+]
+
+STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs on every machine
+    "font.size": 10.5,
+    "axes.titlesize": 10,
+    "axes.labelsize": 11,
+    "figure.titlesize": 13,
+    "legend.fontsize": 9.5,
+    "xtick.labelsize": 9.5,
+    "ytick.labelsize": 9.5,
+    "axes.grid": True,
+    "grid.alpha": 0.35,
+    "grid.linestyle": ":",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "savefig.dpi": 130,
+    "svg.hashsalt": "hashbench",  # ids in the SVG (clip paths, glyphs) come from a fixed salt, not a random one
+    "svg.fonttype": "path",
+    "path.simplify": False,
+}
+
+ScoresLoader = Callable[[str], dict]
+
+
+@dataclass
+class Drawn:
+    """One figure ready to save or embed: file stem, a one-line title and a caption for the report."""
+
+    name: str
+    title: str
+    caption: str
+    figure: Figure
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def _hash_index(name: str, n: int) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % n
+
+
+def method_style(method: str) -> tuple[str, str]:
+    """(colour, marker) of a method: the same in every figure and every dataset."""
+    key = str(method).lower()
+    if key in METHOD_STYLES:
+        return METHOD_STYLES[key]
+    return EXTRA_COLOURS[_hash_index(key, len(EXTRA_COLOURS))], EXTRA_MARKERS[_hash_index(key + "#m", 12)]
+
+
+def method_color(method: str) -> str:
+    """The colour of a method in every figure (see :func:`method_style`)."""
+    return method_style(method)[0]
+
+
+def _method_rank(method: str) -> tuple[int, str]:
+    order = list(METHOD_STYLES)
+    return (order.index(method) if method in order else len(order), method)
+
+
+def prepare_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a records frame with every identity column present as str ("" where absent or NaN)
+    and ``n_bits``/``seed`` as int, so frames from older records and hand-made ones plot alike."""
+    df = df.copy()
+    for col in SERIES_KEYS:
+        df[col] = df[col].fillna("").astype(str) if col in df else ""
+    df["n_bits"] = df["n_bits"].astype(int)
+    if "seed" in df:
+        df["seed"] = df["seed"].astype(int)
+    return df
+
+
+def summarize(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of ``columns`` per table cell (series keys + ``n_bits``).
+
+    Returns one row per cell with ``<col>`` (mean), ``<col>_std`` (sample std, ddof=1; NaN for one
+    seed) and ``n`` (the number of seeds), rows in the paper's method order.
+    """
+    df = prepare_frame(df)
+    cols = [c for c in columns if c in df]
+    keys = [*SERIES_KEYS, "n_bits"]
+    g = df.groupby(keys, sort=False)
+    out = g[cols].mean() if cols else g.size().to_frame("_n").drop(columns="_n")
+    if cols:
+        out = out.join(g[cols].std(ddof=1).add_suffix("_std"))
+    out = out.join(g.size().rename("n")).reset_index()
+    order = out["method"].map(_method_rank)
+    out = out.assign(_o=order).sort_values(
+        ["_o", "variant", "representation", "track", "protocol", "n_bits"], kind="stable"
+    )
+    return out.drop(columns="_o").reset_index(drop=True)
+
+
+def metric_label(df: pd.DataFrame) -> str:
+    """``MAP@K`` when the records use a cut-off, else ``MAP`` (the whole database ranked)."""
+    if "metric_topk" not in df:
+        return "MAP"
+    ks = sorted({int(k) for k in pd.to_numeric(df["metric_topk"], errors="coerce").dropna()})
+    return "MAP" if not ks else "/".join(f"MAP@{k}" for k in ks)
+
+
+def _protocol_text(df: pd.DataFrame) -> str:
+    protos = sorted({p for p in df["protocol"] if p}) if "protocol" in df else []
+    return "protocol " + ", ".join(protos) if protos else "protocol unknown"
+
+
+def _seed_text(df: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for s in df["seed"]}) if "seed" in df else []
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else ""
+
+
+class _Series:
+    """The lines of one figure: one per (protocol, representation, track, method, variant), with a
+    label that names only what differs between the lines, a colour per method and a line style per
+    variant or input of the same method."""
+
+    def __init__(self, df: pd.DataFrame):
+        keys = [k for k in SERIES_KEYS if k != "dataset"]
+        cells = df[keys].drop_duplicates()
+        self.keys = keys
+        self.varying = {k: cells[k].nunique() > 1 for k in keys}
+        tuples = [tuple(r) for r in cells.itertuples(index=False)]
+        m = keys.index("method")
+        self.order = sorted(tuples, key=lambda t: (_method_rank(t[m]), t))
+        self._dash: dict[tuple, str] = {}
+        seen: dict[str, int] = {}
+        for t in self.order:
+            i = seen.get(t[m], 0)
+            seen[t[m]] = i + 1
+            self._dash[t] = LINESTYLES[i % len(LINESTYLES)]
+
+    def groups(self, df: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame]]:
+        for t in self.order:
+            mask = np.ones(len(df), bool)
+            for k, v in zip(self.keys, t, strict=True):
+                mask &= (df[k] == v).to_numpy()
+            if mask.any():
+                yield t, df[mask]
+
+    def label(self, t: tuple, n: int | None = None) -> str:
+        d = dict(zip(self.keys, t, strict=True))
+        text = d["method"]
+        if d["variant"]:
+            text += f" [{d['variant']}]"
+        inputs = [d[k] for k in ("representation", "track") if self.varying[k] and d[k]]
+        if inputs:
+            text += " · " + "/".join(inputs)
+        if self.varying["protocol"] and d["protocol"]:
+            text += f" · {d['protocol']}"
+        if n is not None and n > 1:
+            text += f" (n={n})"
+        return text
+
+    def style(self, t: tuple) -> dict[str, Any]:
+        colour, marker = method_style(t[self.keys.index("method")])
+        return {"color": colour, "marker": marker, "linestyle": self._dash[t]}
+
+
+def _new_figure() -> Figure:
+    fig = Figure(figsize=(6.0, 4.0))  # resized by _finish, once the legend's size is known
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _panels(n: int) -> tuple[Figure, list]:
+    """A figure with ``n`` panels: up to 3 in a row (4 as 2 x 2), so each stays readable at report width."""
+    cols = n if n <= 3 else (2 if n == 4 else 3)
+    rows = math.ceil(n / cols)
+    fig = _new_figure()
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _finish(
+    fig: Figure,
+    title: str,
+    handles: list,
+    labels: list[str],
+    *,
+    panel: tuple[float, float] = (3.6, 3.0),
+    panel_titles: bool = True,
+) -> None:
+    """Size the figure and place its axes and legend by fixed margins in inches.
+
+    The layout is computed, not solved (no constrained/tight layout: those lay the figure out again on
+    every save and cost as much as drawing it): margins for tick labels, axis labels and titles at the
+    fixed font sizes of :data:`STYLE`, and a legend column on the right, outside every axes, as wide as
+    its longest label.
+    """
+    grid = fig.axes[0].get_subplotspec().get_gridspec() if fig.axes else None
+    rows, cols = (grid.nrows, grid.ncols) if grid is not None else (1, 1)
+    pw, ph = panel
+    title_lines = title.count("\n") + 1
+    longest = max((max(len(line) for line in str(lab).split("\n")) for lab in labels), default=0)
+    legend_w = min(5.0, 0.7 + 0.075 * longest) if labels else 0.2
+    left, bottom, right_gap = 0.8, 0.62, 0.2
+    top = 0.3 + 0.24 * title_lines + (0.3 if panel_titles else 0.0)
+    wgap, hgap = 0.85, 0.62 + (0.3 if panel_titles else 0.0)
+    n_lines = sum(str(lab).count("\n") + 1 for lab in labels)
+    width = left + cols * pw + (cols - 1) * wgap + right_gap + legend_w
+    height = max(top + rows * ph + (rows - 1) * hgap + bottom, top + 0.22 * n_lines + 0.3)
+    plot_h = rows * ph + (rows - 1) * hgap
+    fig.set_size_inches(width, height)
+    fig.subplots_adjust(
+        left=left / width,
+        right=(width - right_gap - legend_w) / width,
+        top=1 - top / height,
+        bottom=(height - top - plot_h) / height,
+        wspace=wgap / pw,
+        hspace=hgap / ph,
+    )
+    fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=12, linespacing=1.5)
+    if labels:
+        fig.legend(
+            handles,
+            labels,
+            loc="upper left",
+            borderaxespad=0.0,
+            bbox_to_anchor=((width - legend_w + 0.2) / width, 1 - top / height),
+        )
+
+
+def _finite_or_zero(x: Any) -> float:
+    """A standard deviation for an error bar: 0 where there is one seed (NaN)."""
+    v = float(x)
+    return v if np.isfinite(v) else 0.0
+
+
+def map_vs_bits(df: pd.DataFrame) -> Drawn | None:
+    """MAP against code length: one line per (method, variant, input), mean over seeds with the
+    standard deviation as error bars, and the tie range (mean map_min to mean map_max: what tie order
+    alone can do) as a translucent bar behind each point. Points of different lines are spread a
+    little along x so the bars do not hide each other."""
+    df = prepare_frame(df)
+    if "map" not in df or df["map"].dropna().empty:
+        return None
+    s = summarize(df, ["map", "map_min", "map_max"])
+    series = _Series(s)
+    bits = sorted(s["n_bits"].unique())
+    label = metric_label(df)
+    with _style():
+        fig = _new_figure()
+        ax = fig.subplots()
+        n_lines = len(series.order)
+        handles, labels = [], []
+        for i, (t, g) in enumerate(series.groups(s)):
+            st = series.style(t)
+            shift = 2 ** (0.045 * (i - (n_lines - 1) / 2))
+            x = g["n_bits"].to_numpy(float) * shift
+            if {"map_min", "map_max"} <= set(g):
+                ax.vlines(x, g["map_min"], g["map_max"], color=st["color"], linewidth=7, alpha=0.22, zorder=1)
+            err = g["map_std"].fillna(0.0).to_numpy()
+            line = ax.errorbar(
+                x,
+                g["map"],
+                yerr=err,
+                color=st["color"],
+                marker=st["marker"],
+                linestyle=st["linestyle"],
+                linewidth=1.8,
+                markersize=6,
+                capsize=3.5,
+                zorder=3,
+            )
+            handles.append(line)
+            labels.append(series.label(t, int(g["n"].max())))
+        handles += [
+            Line2D([], [], color="#333", marker="|", linestyle="none", markersize=10),
+            Patch(facecolor="#333", alpha=0.22),
+        ]
+        labels += ["error bar: std over seeds", "shaded bar: tie range\n(map_min – map_max)"]
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(bits, [str(b) for b in bits])
+        ax.minorticks_off()
+        ax.set_xlabel("code length (bits)")
+        ax.set_ylabel(f"tie-aware {label}")
+        dataset = ", ".join(sorted(set(df["dataset"]))) or "records"
+        title = f"{dataset}: tie-aware {label} against code length"
+        _finish(
+            fig,
+            f"{title}\n{_protocol_text(df)} · mean over {_seed_text(df)}",
+            handles,
+            labels,
+            panel=(6.4, 4.2),
+            panel_titles=False,
+        )
+    caption = (
+        f"Tie-aware {label} (mean over seeds) against code length, {_protocol_text(df)}. Error bars: "
+        "standard deviation over seeds (n in the legend where above 1). Shaded bars: the range of MAP that "
+        "the order within groups of equal Hamming distance alone can produce (map_min to map_max)."
+    )
+    return Drawn("map_vs_bits", title, caption, fig)
+
+
+def _default_loader() -> ScoresLoader:
+    from .scoring import load_scores
+
+    return load_scores
+
+
+def pr_table(df: pd.DataFrame, scores_loader: ScoresLoader | None = None) -> pd.DataFrame:
+    """Precision and recall of the Hamming ball of radius r = 0..B per table cell, mean over seeds.
+
+    Reads each record's scores file (``scores_path``); records without one are left out. Returns
+    columns series keys, ``n_bits``, ``radius``, ``precision``, ``recall`` (arrays), ``n`` (seeds).
+    """
+    df = prepare_frame(df)
+    if "scores_path" not in df:
+        return pd.DataFrame()
+    load = scores_loader or _default_loader()
+    rows = []
+    for key, g in df.groupby([*SERIES_KEYS, "n_bits"], sort=False):
+        curves = []
+        for p in g["scores_path"]:
+            if not isinstance(p, str) or not p:
+                continue
+            pr = load(p).get("pr")
+            if pr is not None and len(pr.get("precision", [])):
+                curves.append((np.asarray(pr["precision"], float), np.asarray(pr["recall"], float)))
+        lengths = {len(c[0]) for c in curves}
+        if not curves or len(lengths) != 1:
+            continue
+        rows.append(
+            {
+                **dict(zip([*SERIES_KEYS, "n_bits"], key, strict=True)),
+                "radius": np.arange(lengths.pop()),
+                "precision": np.nanmean([c[0] for c in curves], axis=0),
+                "recall": np.nanmean([c[1] for c in curves], axis=0),
+                "n": len(curves),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pr_curves(
+    df: pd.DataFrame,
+    scores_loader: ScoresLoader | None = None,
+    bits: list[int] | None = None,
+    pr: pd.DataFrame | None = None,
+) -> Drawn | None:
+    """Precision against recall of the Hamming ball as its radius grows from 0 to B, one panel per code
+    length (only ``bits`` when given), mean over queries and seeds; the point at radius 2 (the
+    classic "hash lookup" precision) is marked."""
+    df = prepare_frame(df)
+    pr = pr_table(df, scores_loader) if pr is None else pr
+    if pr.empty:
+        return None
+    lengths = sorted(int(b) for b in pr["n_bits"].unique() if bits is None or int(b) in bits)
+    if not lengths:
+        return None
+    series = _Series(pr)
+    with _style():
+        fig, axes = _panels(len(lengths))
+        handles: dict[str, Any] = {}
+        for ax, b in zip(axes, lengths, strict=True):
+            for t, g in series.groups(pr[pr["n_bits"] == b]):
+                r = g.iloc[0]
+                st = series.style(t)
+                (line,) = ax.plot(
+                    r["recall"], r["precision"], color=st["color"], linestyle=st["linestyle"], linewidth=1.7
+                )
+                if len(r["radius"]) > 2:
+                    ax.plot(
+                        r["recall"][2],
+                        r["precision"][2],
+                        color=st["color"],
+                        marker=st["marker"],
+                        markersize=6,
+                        linestyle="none",
+                    )
+                handles.setdefault(
+                    series.label(t, int(r["n"])),
+                    Line2D([], [], color=st["color"], linestyle=st["linestyle"], marker=st["marker"]),
+                )
+            ax.set_title(f"{b} bits")
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("recall")
+            ax.set_ylabel("precision")
+        dataset = ", ".join(sorted(set(df["dataset"]))) or "records"
+        title = f"{dataset}: precision–recall of Hamming balls, radius 0 to B"
+        _finish(
+            fig,
+            f"{title}\n{_protocol_text(df)} · mean over queries and {_seed_text(df)} · marker: radius 2",
+            list(handles.values()),
+            list(handles),
+        )
+    name = "pr_curves" if bits is None else "pr_" + "_".join(f"{b}b" for b in lengths)
+    caption = (
+        "Precision and recall of the items within Hamming radius r of the query, r from 0 (top left) to "
+        f"the code length (recall 1), one panel per code length, {_protocol_text(df)}; the marker is r = 2."
+    )
+    return Drawn(name, title, caption, fig)
+
+
+def _precision_columns(df: pd.DataFrame) -> list[tuple[int, str]]:
+    cols = []
+    for c in df.columns:
+        if c.startswith("p@") and c[2:].isdigit() and not df[c].dropna().empty:
+            cols.append((int(c[2:]), c))
+    return sorted(cols)
+
+
+def precision_at_n(df: pd.DataFrame) -> Drawn | None:
+    """Tie-aware precision of the top N against N (the ``p@N`` columns: N up to 5,000 or the database
+    size), one panel per code length, mean over seeds with std as error bars."""
+    df = prepare_frame(df)
+    cols = _precision_columns(df)
+    if not cols:
+        return None
+    s = summarize(df, [c for _, c in cols])
+    series = _Series(s)
+    lengths = sorted(s["n_bits"].unique())
+    ns = [n for n, _ in cols]
+    with _style():
+        fig, axes = _panels(len(lengths))
+        handles: dict[str, Any] = {}
+        for ax, b in zip(axes, lengths, strict=True):
+            for t, g in series.groups(s[s["n_bits"] == b]):
+                r = g.iloc[0]
+                st = series.style(t)
+                y = np.array([r[c] for _, c in cols], float)
+                err = np.nan_to_num(np.array([r[c + "_std"] for _, c in cols], float))
+                ok = np.isfinite(y)
+                ax.errorbar(np.array(ns)[ok], y[ok], yerr=err[ok], capsize=3, linewidth=1.7, markersize=5, **st)
+                handles.setdefault(series.label(t, int(r["n"])), Line2D([], [], **st))
+            ax.set_xscale("log")
+            ax.set_xticks(ns, [f"{n:,}" for n in ns])
+            ax.minorticks_off()
+            ax.set_title(f"{b} bits")
+            ax.set_xlabel("N (top of the ranking)")
+            ax.set_ylabel("precision@N")
+            ax.set_ylim(0, 1.02)
+        dataset = ", ".join(sorted(set(df["dataset"]))) or "records"
+        title = f"{dataset}: tie-aware precision of the top N"
+        _finish(
+            fig,
+            f"{title}\n{_protocol_text(df)} · mean over {_seed_text(df)} · error bars: std over seeds",
+            list(handles.values()),
+            list(handles),
+        )
+    caption = (
+        "Tie-aware precision@N (the expected share of relevant items among the first N when ties in "
+        f"Hamming distance are in random order), one panel per code length, {_protocol_text(df)}."
+    )
+    return Drawn("precision_at_n", title, caption, fig)
+
+
+COST = {
+    "cost_train": ("train_s", "training time (s)", "training time"),
+    "cost_query": ("query_us_per_query", "query time (µs per query, top-100 Hamming search)", "query time"),
+}
+
+
+def _plain(x: float, _pos: object = None) -> str:
+    return f"{x:g}"
+
+
+def _log_x(ax, values: pd.Series) -> None:
+    """A log x axis over ``values`` padded by a factor 3 each side, labelled with plain numbers at
+    powers of ten (and at 2 and 5 times them when the range is under two decades), no minor labels:
+    matplotlib's defaults labelled minor ticks on a narrow range and they ran into each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    v = values[np.isfinite(values) & (values > 0)]
+    ax.set_xscale("log")
+    if not len(v):
+        return
+    lo, hi = float(v.min()) / 3, float(v.max()) * 3
+    ax.set_xlim(lo, hi)
+    decades = math.log10(hi / lo)
+    subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    ax.xaxis.set_major_formatter(FuncFormatter(_plain) if decades < 7 else ax.xaxis.get_major_formatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def map_vs_cost(df: pd.DataFrame, kind: str = "cost_train") -> Drawn | None:
+    """Quality against cost: MAP (mean over seeds, std as vertical bars) against training time
+    (``cost_train``) or query time (``cost_query``), log x, one panel per code length. Up and to
+    the left is better."""
+    column, xlabel, what = COST[kind]
+    df = prepare_frame(df)
+    if column not in df or "map" not in df or pd.to_numeric(df[column], errors="coerce").dropna().empty:
+        return None
+    df[column] = pd.to_numeric(df[column], errors="coerce")
+    s = summarize(df, ["map", column])
+    s = s[np.isfinite(s[column]) & (s[column] > 0)]
+    if s.empty:
+        return None
+    series = _Series(s)
+    lengths = sorted(s["n_bits"].unique())
+    label = metric_label(df)
+    with _style():
+        fig, axes = _panels(len(lengths))
+        handles: dict[str, Any] = {}
+        for ax, b in zip(axes, lengths, strict=True):
+            for t, g in series.groups(s[s["n_bits"] == b]):
+                r = g.iloc[0]
+                st = {**series.style(t), "linestyle": "none"}
+                yerr = [_finite_or_zero(r["map_std"])]
+                ax.errorbar([r[column]], [r["map"]], yerr=yerr, capsize=3, markersize=8, **st)
+                handles.setdefault(series.label(t, int(r["n"])), Line2D([], [], **st))
+            _log_x(ax, s[column])
+            ax.set_title(f"{b} bits")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"tie-aware {label}")
+        dataset = ", ".join(sorted(set(df["dataset"]))) or "records"
+        title = f"{dataset}: tie-aware {label} against {what}"
+        _finish(
+            fig,
+            f"{title}\n{_protocol_text(df)} · mean over {_seed_text(df)} · up and left is better",
+            list(handles.values()),
+            list(handles),
+        )
+    caption = (
+        f"Tie-aware {label} against {xlabel} (log scale), one panel per code length, {_protocol_text(df)}. "
+        "Times were measured on the machine that produced the records (see versions and devices)."
+    )
+    return Drawn(kind, title, caption, fig)
+
+
+def published_vs_ours(
+    table: pd.DataFrame, title: str = "ours against published", metric: str = "MAP", name: str = "published_vs_ours"
+) -> Drawn | None:
+    """Ours against published: one point per (method, code length) of a frame with columns
+    ``method``, ``bits``, ``published``, ``ours``; colour per method, marker per code length, the
+    diagonal where the two agree. Rows with either value missing are left out."""
+    t = table.dropna(subset=["published", "ours"]) if len(table) else table
+    if t.empty:
+        return None
+    t = t.assign(bits=t["bits"].astype(int), mname=t["method"].astype(str))
+    lengths = sorted(t["bits"].unique())
+    markers = dict(zip(lengths, EXTRA_MARKERS, strict=False))
+    methods = sorted(dict.fromkeys(t["mname"]), key=lambda m: _method_rank(m.lower()))
+    with _style():
+        fig = _new_figure()
+        ax = fig.subplots()
+        lo = float(min(t["published"].min(), t["ours"].min()))
+        hi = float(max(t["published"].max(), t["ours"].max()))
+        pad = 0.05 * max(hi - lo, 0.05)
+        lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)
+        ax.plot([lo, hi], [lo, hi], color="#555", linestyle="--", linewidth=1, zorder=1)
+        for r in t.itertuples():
+            colour = method_color(r.mname.lower())
+            ax.plot(
+                r.published,
+                r.ours,
+                marker=markers[r.bits],
+                color=colour,
+                markersize=8,
+                linestyle="none",
+                markeredgecolor="white",
+                markeredgewidth=0.6,
+                zorder=3,
+            )
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"published {metric}")
+        ax.set_ylabel(f"ours ({metric}, mean over seeds)")
+        handles = [Line2D([], [], color=method_color(m.lower()), marker="o", linestyle="none") for m in methods]
+        handles += [Line2D([], [], color="#444", marker=markers[b], linestyle="none") for b in lengths]
+        handles.append(Line2D([], [], color="#555", linestyle="--"))
+        labels = [*methods, *[f"{b} bits" for b in lengths], "ours = published"]
+        _finish(
+            fig,
+            f"{title}\n{metric}; above the dashed diagonal ours is higher",
+            handles,
+            labels,
+            panel=(4.6, 4.6),
+            panel_titles=False,
+        )
+    caption = (
+        f"Our {metric} against the published one, one point per method and code length; on the dashed "
+        "diagonal the two agree."
+    )
+    return Drawn(name, title, caption, fig)
+
+
+def _paper_tables(folder: Path) -> list[Drawn]:
+    """Ours against published for each ``paper_table<N>.csv`` that ``hashbench paper`` left in a folder."""
+    out = []
+    for path in sorted(folder.glob("paper_table*.csv")):
+        try:
+            t = pd.read_csv(path)
+        except Exception:  # a half-edited table is not a reason to fail the figures
+            continue
+        if not {"method", "bits", "published", "ours"} <= set(t.columns):
+            continue
+        n = path.stem.removeprefix("paper_table")
+        d = published_vs_ours(
+            t,
+            title=f"{folder.name}: ours against the UHGA paper's Table {n}",
+            metric="MAP",
+            name=f"published_vs_ours_table{n}",
+        )
+        if d is not None:
+            out.append(d)
+    return out
+
+
+def dataset_figures(
+    df: pd.DataFrame,
+    folder: str | Path | None = None,
+    *,
+    scores_loader: ScoresLoader | None = None,
+    per_length_pr: bool = False,
+) -> list[Drawn]:
+    """Every figure of one dataset's records, in report order (figures without data are left out).
+
+    ``folder`` (the dataset's output folder) adds the ours-against-published figures of the paper
+    tables found there. ``per_length_pr`` adds one PR figure per code length beside the combined one.
+    """
+    if df is None or df.empty:
+        return []
+    figs: list[Drawn | None] = [map_vs_bits(df)]
+    pr = pr_table(df, scores_loader)
+    figs.append(pr_curves(df, pr=pr))
+    figs.append(precision_at_n(df))
+    figs += [map_vs_cost(df, "cost_train"), map_vs_cost(df, "cost_query")]
+    if folder is not None:
+        figs += _paper_tables(Path(folder))
+    if per_length_pr and not pr.empty:
+        figs += [pr_curves(df, pr=pr, bits=[int(b)]) for b in sorted(pr["n_bits"].unique())]
+    return [f for f in figs if f is not None]
+
+
+def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
+    """A figure as PNG or SVG bytes, deterministic (no date, fixed SVG salt)."""
+    buf = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    with _style():
+        fig.savefig(buf, format=fmt, metadata=metadata)
+    return buf.getvalue()
+
+
+def save_figure(drawn: Drawn, out_dir: str | Path) -> list[Path]:
+    """Write a figure as ``<name>.png`` and ``<name>.svg`` into ``out_dir`` (atomically)."""
+    out_dir = Path(out_dir)
+    return [
+        atomic_write_bytes(out_dir / f"{drawn.name}.{fmt}", figure_bytes(drawn.figure, fmt)) for fmt in ("png", "svg")
+    ]
+
+
+def _is_ours(path: Path) -> bool:
+    stem = path.stem
+    return path.suffix in (".png", ".svg") and (
+        stem in ("map_vs_bits", "pr_curves", "precision_at_n", "cost_train", "cost_query")
+        or (stem.startswith("pr_") and stem.endswith("b"))
+        or stem.startswith("published_vs_ours")
+    )
+
+
+def plot_dataset(
+    folder: str | Path,
+    df: pd.DataFrame | None = None,
+    *,
+    scores_loader: ScoresLoader | None = None,
+    per_length_pr: bool = False,
+) -> list[Path]:
+    """Draw every figure of one dataset folder (``DIR/<dataset>``) into ``DIR/<dataset>/plots/``.
+
+    ``df`` is the frame to draw (default: the folder's records chosen as the tables choose them,
+    :func:`hashbench.tables.select`). ``per_length_pr`` adds ``pr_<bits>b`` files, one PR panel each.
+    Figures this call did not draw (their data is gone) are removed, so the folder never shows a stale
+    figure beside fresh ones. Returns the files written.
+    """
+    folder = Path(folder)
+    if df is None:
+        from .tables import load_frame, select
+
+        df, _ = select(load_frame(folder))
+    drawn = dataset_figures(df, folder, scores_loader=scores_loader, per_length_pr=per_length_pr)
+    out = folder / "plots"
+    paths: list[Path] = []
+    for d in drawn:
+        paths += save_figure(d, out)
+    if out.is_dir():
+        keep = set(paths)
+        for p in out.iterdir():
+            if _is_ours(p) and p not in keep:
+                p.unlink()
+    return paths
+
+
+def dataset_folders(root: str | Path, dataset: str | None = None) -> list[Path]:
+    """The dataset folders under a run's ``--out`` (those with a ``records`` folder), or just ``dataset``."""
+    from .errors import InvalidInput
+    from .plan import dataset_dirname
+
+    root = Path(root)
+    if dataset:
+        folder = root / dataset_dirname(dataset)
+        if not (folder / "records").is_dir():
+            have = ", ".join(p.parent.name for p in sorted(root.glob("*/records"))) or "none"
+            raise InvalidInput(
+                f"no records under {folder} (datasets with records under {root}: {have}); "
+                f"run `hashbench run --dataset {dataset} --out {root} ...` first"
+            )
+        return [folder]
+    folders = sorted(p.parent for p in root.glob("*/records") if p.is_dir())
+    if not folders:
+        raise InvalidInput(f"no records under {root}; run `hashbench run --out {root} ...` first")
+    return folders
+
+
+def add_plot_parser(subparsers) -> None:
+    """The ``hashbench plot`` subcommand (the lead's cli.py calls this from build_parser)."""
+    p = subparsers.add_parser("plot", help="draw figures (PNG and SVG) from the records under --out")
+    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
+    p.add_argument("--dataset", help="only this dataset's folder (default: every folder with records)")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args, argv) -> int:
+    """Draw every figure of each dataset folder under ``--out`` into ``<folder>/plots/``."""
+    for folder in dataset_folders(args.out, args.dataset):
+        paths = plot_dataset(folder)
+        print(f"wrote {len(paths)} files to {folder / 'plots'}" if paths else f"{folder}: no records to plot")
+    return 0
