@@ -323,6 +323,11 @@ def test_claims_with_nothing_run_and_seed_subset():
     assert (c.loc[c["verdict"] != "not run", "n_seeds"] == 1).all()
 
 
+def test_claims_need_one_input():
+    with pytest.raises(InvalidInput, match="one input"):
+        paper.claims(pd.DataFrame(), lambda p: {}, "cifar10", representation=None)
+
+
 def test_claims_markdown():
     run = _full_run()
     c = _claims(run)

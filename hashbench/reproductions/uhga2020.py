@@ -708,6 +708,11 @@ def claims(
     dict with ``"per_query": {"ap": array}``.
     """
     _check_dataset(dataset)
+    if not representation or not track:
+        raise InvalidInput(
+            "claims compare one input: give representation and track (default "
+            f"{DEFAULT_REPRESENTATION}/{DEFAULT_TRACK})"
+        )
     seeds = None if seeds is None else [int(s) for s in seeds]
     pub = published()
     pub = pub[pub["dataset"] == dataset]
