@@ -93,17 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grid_args(p, need_methods=False)
     p.set_defaults(func=cmd_check, out="runs/check")
 
-    p = sub.add_parser("paper", help="lay records out as the UHGA paper's Table 3 or 4 beside the published numbers")
+    p = sub.add_parser("paper", help="regenerate a paper's tables and claims (e.g. uhga2020) beside the published "
+                       "numbers", formatter_class=fmt)
+    p.add_argument("name", nargs="?", default="uhga2020", help="the reproduction (see hashbench.reproductions)")
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
-    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "nuswide21"])
-    p.add_argument("--table", type=int, default=4, choices=[3, 4])
-    p.add_argument("--published", help="published table CSV (default: results/published/uhga2020_published.csv)")
+    p.add_argument("--dataset", default="cifar10", help="cifar10 or nuswide21")
+    p.add_argument("--run", action="store_true", help="run the missing cells (otherwise print their commands)")
+    p.add_argument("--seeds", default="0", help="seeds the tables and claims use, e.g. 0,1,2")
+    p.add_argument("--features", dest="representation", help="input of the feature methods (default: the "
+                   "reproduction's, cnn:efficientnet-lite0)")
+    p.add_argument("--track", default=None, help="track of the deep methods (default: the reproduction's)")
+    p.add_argument("--data-root", help="the dataset's folder, passed to the runs")
+    p.add_argument("--threads", type=int, help="passed to the runs")
+    p.add_argument("--jobs", type=int, help="passed to the runs")
     p.set_defaults(func=cmd_paper)
 
-    p = sub.add_parser("compare", help="our MAP beside published numbers given as method,bits,map[,source] rows")
-    p.add_argument("--published", required=True, help="CSV with columns method,bits,map and optionally source")
+    p = sub.add_parser("compare", help="paired comparison of two methods or configurations (interval, p-values), "
+                       "or ours beside published numbers (--published)", formatter_class=fmt)
+    p.add_argument("a", nargs="?", help="a method or configuration: itq, itq[n_iter=10], ssdh@gist/features")
+    p.add_argument("b", nargs="?", help="the other one")
+    p.add_argument("--published", help="instead of A B: a CSV with columns method,bits,map[,source]")
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", required=True)
+    p.add_argument("--seeds", help="only these seeds (default: every seed both have)")
+    p.add_argument("--bits", help="only these code lengths")
+    p.add_argument("--n-boot", type=int, default=10000, help="bootstrap resamples for the interval")
+    p.add_argument("--n-perm", type=int, default=10000, help="sign flips for the randomisation test")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("datasets", help="list datasets and how to get each")
@@ -329,47 +344,88 @@ def cmd_check(args, argv) -> int:
 
 
 def cmd_paper(args, argv) -> int:
+    from . import reproductions
     from .io import atomic_write_text
-    from .tables import latest_per_cell, load_frame, paper_table, render_paper_table
+    from .plan import dataset_dirname
+    from .runner import parse_seeds
+    from .scoring import load_scores
+    from .tables import load_frame
 
-    published_path = Path(args.published) if args.published else (
-        Path(__file__).resolve().parent.parent / "results" / "published" / "uhga2020_published.csv")
-    if not published_path.is_file():
-        raise InvalidInput(f"published table {published_path} not found; pass --published FILE "
-                           "(the CSV shipped in hashbench's results/published/)")
-    published = pd.read_csv(published_path)
-    folder = Path(args.out) / args.dataset
-    df = latest_per_cell(load_frame(folder / "records")) if (folder / "records").is_dir() else pd.DataFrame()
+    repro = reproductions.get(args.name)
+    seeds = parse_seeds(args.seeds)
+    folder = Path(args.out) / dataset_dirname(args.dataset)
+    representation = args.representation or repro.DEFAULT_REPRESENTATION
+    track = args.track or repro.DEFAULT_TRACK
+
+    def frame():
+        return load_frame(folder) if (folder / "records").is_dir() else pd.DataFrame()
+
+    extra = [*(["--threads", str(args.threads)] if args.threads else []),
+             *(["--jobs", str(args.jobs)] if args.jobs else [])]
+    lines = repro.commands(args.dataset, args.out, frame=frame(), seeds=seeds, representation=representation,
+                           track=track, data_root=args.data_root, extra=extra)
+    if lines and not args.run:
+        print("Missing cells; run these (or add --run):\n" + "\n".join(lines))
+    for line in lines if args.run else []:
+        print(f"running: {line}", flush=True)
+        rc = main([a for a in shlex.split(line)[1:]])
+        if rc:
+            return rc
+    df = frame()
     if df.empty:
-        raise InvalidInput(f"no records under {folder}; run `hashbench run --dataset {args.dataset} --out {args.out} "
-                           "--methods all` first")
-    t = paper_table(df, published, args.table, args.dataset)
-    metric = "MAP@5000" if args.dataset == "nuswide21" else "MAP@ALL"
-    text = render_paper_table(t, args.table, args.dataset, metric) + "\nProduced by `" + _command_line(argv) + "`.\n"
-    atomic_write_text(folder / f"paper_table{args.table}.md", text)
-    atomic_write_text(folder / f"paper_table{args.table}.csv", t.to_csv(index=False, float_format="%.4f"))
-    print(text)
+        raise InvalidInput(f"no records under {folder}; run the commands above (or `hashbench paper {repro.NAME} "
+                           f"--dataset {args.dataset} --out {args.out} --run`)")
+    files = repro.render_outputs(df, load_scores, args.dataset, seeds, command=_command_line(argv),
+                                 representation=representation, track=track)
+    out = folder / "paper" / repro.NAME
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
+    print(files.get("claims.md", files.get("table4.md", "")))
+    print(f"wrote {len(files)} files to {out}")
     return 0
 
 
 def cmd_compare(args, argv) -> int:
+    from .plan import dataset_dirname, parse_bits, parse_seeds
     from .tables import compare_published, load_frame, select
 
-    try:
-        published = pd.read_csv(args.published)
-    except FileNotFoundError:
-        raise InvalidInput(f"published table {args.published} does not exist") from None
-    missing = {"method", "bits", "map"} - set(published.columns)
-    if missing:
-        raise InvalidInput(f"{args.published} lacks column(s) {', '.join(sorted(missing))}; expected method,bits,map")
-    folder = Path(args.out) / args.dataset
+    folder = Path(args.out) / dataset_dirname(args.dataset)
     if not (folder / "records").is_dir():
         raise InvalidInput(f"no records under {folder}; run `hashbench run --dataset {args.dataset} --out {args.out}`")
-    t = compare_published(select(load_frame(folder))[0], published, args.dataset)
-    t = t.dropna(subset=["ours"])
-    t["source"] = t["source"].astype(str).str.split(" ").str[0]
-    print(t.to_markdown(index=False, floatfmt=".4f"))
-    print("\ngap = ours with ties by index (the published code's convention) - published")
+    if args.published:
+        if args.a or args.b:
+            raise InvalidInput("give either two methods (compare A B) or --published FILE, not both")
+        try:
+            published = pd.read_csv(args.published)
+        except FileNotFoundError:
+            raise InvalidInput(f"published table {args.published} does not exist") from None
+        missing = {"method", "bits", "map"} - set(published.columns)
+        if missing:
+            raise InvalidInput(f"{args.published} lacks column(s) {', '.join(sorted(missing))}; "
+                               "expected method,bits,map")
+        t = compare_published(select(load_frame(folder))[0], published, args.dataset)
+        t = t.dropna(subset=["ours"])
+        t["source"] = t["source"].astype(str).str.split(" ").str[0]
+        print(t.to_markdown(index=False, floatfmt=".4f"))
+        print("\ngap = ours with ties by index (the published code's convention) - published")
+        return 0
+    if not (args.a and args.b):
+        raise InvalidInput("compare needs two methods or configurations, e.g. `hashbench compare itq lsh --dataset "
+                           "digits`, or --published FILE")
+    from . import stats
+    from .io import atomic_write_text
+    from .scoring import load_scores
+
+    frame, _ = select(load_frame(folder))
+    if args.bits:
+        frame = frame[frame["n_bits"].isin(parse_bits(args.bits))]
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    t = stats.compare_table(frame, load_scores, args.a, args.b, seeds=seeds, n_boot=args.n_boot, n_perm=args.n_perm)
+    text = stats.render_compare_markdown(t, args.a, args.b)
+    print(text)
+    stem = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in f"{args.a}-vs-{args.b}")
+    atomic_write_text(folder / "compare" / f"{stem}.md", text + f"\nProduced by `{_command_line(argv)}`.\n")
+    atomic_write_text(folder / "compare" / f"{stem}.csv", t.to_csv(index=False, float_format="%.6f"))
     return 0
 
 

@@ -156,24 +156,35 @@ def test_datasets_and_methods_listings(capsys):
     assert "ssdh" in out and "ssdh+ga" in out and "itq" not in out
 
 
-def test_paper_table_lays_records_beside_published(digits_run, tmp_path, capsys):
-    """`hashbench paper` matches our records to the paper's rows by method and code length."""
+def test_paper_uhga2020_lays_records_beside_published(digits_run, tmp_path, capsys):
+    """`hashbench paper uhga2020` lists the missing cells' commands and matches our records to the
+    paper's rows by method and code length; a cell we did not run stays empty, never invented."""
     import shutil
+
+    from hashbench.records import read_record, write_record
 
     shutil.copytree(digits_run / "digits" / "records", tmp_path / "cifar10" / "records")
     for p in (tmp_path / "cifar10" / "records").iterdir():  # pose digits records as cifar10 ones
-        from hashbench.records import read_record, write_record
-
         r = read_record(p)
         r.meta["config"]["dataset"] = r.meta["config"]["protocol"] = "cifar10"
-        write_record(p, r.meta, r.query_codes, r.db_codes, {k[6:]: v for k, v in r.arrays.items()
-                                                             if k.startswith("split_")})
-    assert main(["paper", "--out", str(tmp_path), "--dataset", "cifar10", "--table", "4"]) == 0
-    t = pd.read_csv(tmp_path / "cifar10" / "paper_table4.csv")
+        write_record(p, r.meta, r.query_codes, r.db_codes,
+                     {k[6:]: v for k, v in r.arrays.items() if k.startswith("split_")}, r.query_labels, r.db_labels)
+    assert main(["paper", "uhga2020", "--out", str(tmp_path), "--dataset", "cifar10", "--features", "pixels"]) == 0
+    out = capsys.readouterr().out
+    assert "hashbench run --dataset cifar10" in out and "--methods" in out
+    t = pd.read_csv(tmp_path / "cifar10" / "paper" / "uhga2020" / "table4.csv")
     itq = t[(t["method"] == "ITQ") & (t["bits"] == 16)].iloc[0]
     assert itq["published"] == pytest.approx(0.1999)  # Table 4, ITQ, CIFAR-10, 16 bits
-    assert not np.isnan(itq["ours"]) and itq["track"] == "pixels/features"
-    assert np.isnan(t[t["method"] == "HashGAN"]["ours"]).all()  # not run: empty, never invented
+    assert not np.isnan(itq["ours"])
+    assert np.isnan(t[t["method"] == "HashGAN"]["ours"]).all()
+
+
+def test_compare_two_methods_gives_intervals_and_p_values(digits_run, capsys):
+    assert main(["compare", "itq", "lsh", "--out", str(digits_run), "--dataset", "digits"]) == 0
+    text = capsys.readouterr().out
+    assert "CI" in text and "p" in text
+    t = pd.read_csv(next((digits_run / "digits" / "compare").glob("itq-vs-lsh.csv")))
+    assert (t["diff"] > 0).all() and (t["ci_low"] <= t["diff"]).all() and (t["p_randomisation"] < 0.05).all()
 
 
 @pytest.mark.parametrize("extra", [["--methods", "itq", "--features", "cnn:alexnet"],
@@ -189,8 +200,8 @@ def test_missing_pretrained_weights_exit_2_with_how_to(extra, tmp_path, monkeypa
 
 
 def test_runs_accumulate_into_one_table(tmp_path):
-    """A second run into the same folder adds its method's row; a re-run with other hyperparameters
-    replaces that method's row instead of being averaged in as another seed."""
+    """A second run into the same folder adds its method's row; a run with other hyperparameters adds a
+    row of its own (its variant) instead of being averaged in as another seed or replacing the default."""
     base = ["--dataset", "digits", "--bits", "16", "--out", str(tmp_path), "--no-progress"]
     assert main(["run", "--methods", "itq", *base]) == 0
     assert main(["run", "--methods", "lsh", *base]) == 0
@@ -198,8 +209,9 @@ def test_runs_accumulate_into_one_table(tmp_path):
     assert set(table.index) == {"itq", "lsh"}
     before = table.loc["itq", "16"]
     assert main(["run", "--methods", "itq", "--set", "itq.n_iter=0", *base]) == 0
-    after = pd.read_csv(tmp_path / "digits" / "map.csv").set_index("method")
-    assert len(after) == 2 and after.loc["itq", "16"] != before
+    after = pd.read_csv(tmp_path / "digits" / "map.csv").fillna("").set_index(["method", "variant"])
+    assert len(after) == 3 and after.loc[("itq", ""), "16"] == before
+    assert after.loc[("itq", "n_iter=0"), "16"] != before
     assert "itq.n_iter=0" in (tmp_path / "digits" / "map.md").read_text()
 
 
