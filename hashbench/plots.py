@@ -341,11 +341,19 @@ def map_vs_bits(df: pd.DataFrame) -> Drawn | None:
             shift = 2 ** (0.045 * (i - (n_lines - 1) / 2))
             x = g["n_bits"].to_numpy(float) * shift
             if {"map_min", "map_max"} <= set(g):
-                ax.vlines(x, g["map_min"], g["map_max"], color=st["color"], linewidth=7, alpha=0.22, zorder=1)
+                ax.vlines(
+                    x,
+                    g["map_min"].to_numpy(float),
+                    g["map_max"].to_numpy(float),
+                    color=st["color"],
+                    linewidth=7,
+                    alpha=0.22,
+                    zorder=1,
+                )
             err = g["map_std"].fillna(0.0).to_numpy()
             line = ax.errorbar(
                 x,
-                g["map"],
+                g["map"].to_numpy(float),
                 yerr=err,
                 color=st["color"],
                 marker=st["marker"],

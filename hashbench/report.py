@@ -87,6 +87,33 @@ def slug(text: str) -> str:
     return s or "x"
 
 
+#: frame columns the tables' text functions read, with the value a hand-made frame lacking one gets.
+_DEFAULTS = {
+    "variant": "",
+    "representation": "",
+    "track": "",
+    "resolved_params": "",
+    "dataset_source": "",
+    "label_note": "",
+    "collapse_note": "",
+    "collapsed": False,
+    "command": "",
+    "dataset_checksum": "",
+}
+
+
+def _complete(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every column the report reads (a frame from older records or built by hand may
+    lack some); ``split_seed`` defaults to the seed, as records written before --split-seed mean."""
+    df = df.copy()
+    for col, value in _DEFAULTS.items():
+        if col not in df:
+            df[col] = value
+    if "split_seed" not in df:
+        df["split_seed"] = df["seed"]
+    return df
+
+
 @dataclass
 class DatasetSection:
     """What the report shows of one dataset folder: the selected records and the notes on the rest."""
@@ -333,7 +360,11 @@ def render_report(
     """The report's HTML text for some datasets' selected records (no file is written)."""
     from . import __version__
 
-    sections = [s for s in sections if s.df is not None and not s.df.empty]
+    sections = [
+        DatasetSection(s.name, _complete(s.df), s.folder, s.notes)
+        for s in sections
+        if s.df is not None and not s.df.empty
+    ]
     bodies, tocs = [], []
     for sec in sections:
         body, toc = _section_html(sec, scores_loader)
