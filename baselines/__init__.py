@@ -1,1 +1,1 @@
-__doc__ = 'Hashing methods of the hashbench comparison, one module per method.'
+__doc__ = "Hashing methods of the hashbench comparison, one module per method."

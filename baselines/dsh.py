@@ -40,10 +40,12 @@ Departures from the reference code:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hashbench.errors import InvalidInput
-from hashbench.methods import HashMethod
+from hashbench.methods import N_BITS, SEED, HashMethod, Interval, Options, fit_context, validate_features
 
 _SCORES = ("entropy", "ratio")
 _INITS = ("random", "k-means++")
@@ -170,6 +172,17 @@ class DSH(HashMethod):
     ``pairs_`` (L, 2, the centre pair of each bit), ``scores_`` (L,), ``r_`` (the r used).
     """
 
+    version = 1
+    parameter_constraints = {
+        "n_bits": [N_BITS],
+        "alpha": [Interval(float, 0, None, closed="neither")],
+        "r": [Interval(int, 1, None)],
+        "kmeans_iter": [Interval(int, 1, None)],
+        "score": [Options(*_SCORES)],
+        "init": [Options(*_INITS)],
+        "random_state": [SEED],
+    }
+
     def __init__(
         self,
         n_bits: int = 32,
@@ -188,10 +201,10 @@ class DSH(HashMethod):
         self.init = init
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        X = self._validate_features(X, fitting=True).astype(np.float64)
-        if self.score not in _SCORES:
-            raise InvalidInput(f"DSH score must be one of {_SCORES}, got {self.score!r}")
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> DSH:
+        """k-means, the bisectors of adjacent centres, and the n_bits most balanced of them."""
+        X = validate_features(X, self, fitting=True).astype(np.float64)
         L = int(self.n_bits)
         n = X.shape[0]
         self.n_features_in_ = X.shape[1]
@@ -224,6 +237,7 @@ class DSH(HashMethod):
         self.intercepts_ = t[best]
         return self
 
-    def project(self, X):
-        X = self._validate_features(X)
+    def project(self, X: Any) -> np.ndarray:
+        """w . x - t for each selected bisector."""
+        X = validate_features(X, self)
         return X @ self.projections_ - self.intercepts_

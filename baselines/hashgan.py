@@ -56,6 +56,7 @@ about 6 minutes on a 2-core CPU (7.5 s per epoch measured); the paper-scale sche
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,9 +64,10 @@ import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from hashbench.errors import InvalidInput, check_n_bits
-from hashbench.methods import HashMethod
-from hashbench.training import resolve_device, seeded, torch_generator, train_epochs
+from hashbench.device import resolve_device, seeded, torch_generator
+from hashbench.errors import InvalidInput
+from hashbench.loop import train_epochs
+from hashbench.methods import N_BITS, SEED, Boolean, Device, HashMethod, Interval, Options, fit_context
 
 IMAGE_SIZE = 32
 _EPS = 1e-7
@@ -165,9 +167,7 @@ def random_affine(
     ty = (2 * u[:, 2] - 1) * max_translation * 2
     sx = torch.where(u[:, 3] < 0.5, -1.0, 1.0) if flip else torch.ones_like(angle)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack(
-        [torch.stack([cos * sx, -sin, tx], dim=1), torch.stack([sin * sx, cos, ty], dim=1)], dim=1
-    )
+    theta = torch.stack([torch.stack([cos * sx, -sin, tx], dim=1), torch.stack([sin * sx, cos, ty], dim=1)], dim=1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -254,7 +254,33 @@ class HashGAN(HashMethod):
 
     input = "images"
     deep = True
+    version = 1
     test_params = {"epochs": 1, "batch_size": 16, "g_width": 4, "d_width": 4, "hidden": 16, "noise_dim": 8}
+    parameter_constraints = {
+        "n_bits": [N_BITS],
+        "epochs": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "lr_end": [Interval(float, 0, None, closed="neither")],
+        "lr_steps": [Interval(int, 0, None)],
+        "beta1": [Interval(float, 0, 1, closed="left")],
+        "noise_dim": [Interval(int, 1, None)],
+        "g_width": [Interval(int, 1, None)],
+        "d_width": [Interval(int, 1, None)],
+        "hidden": [Interval(int, 1, None)],
+        "w_me": [Interval(float, 0, None)],
+        "w_uf": [Interval(float, 0, None)],
+        "w_c": [Interval(float, 0, None)],
+        "w_i": [Interval(float, 0, None)],
+        "w_col": [Interval(float, 0, None)],
+        "warmup": [Interval(float, 0, 1)],
+        "max_rotation": [Interval(float, 0, 180)],
+        "max_translation": [Interval(float, 0, 1)],
+        "flip": [Boolean(), Options("auto")],
+        "device": [Device()],
+        "random_state": [SEED],
+        "verbose": [Boolean()],
+    }
 
     def __init__(
         self,
@@ -307,7 +333,11 @@ class HashGAN(HashMethod):
         self.verbose = verbose
 
     # -- helpers ----------------------------------------------------------------------------
-    def _validate_images(self, X, *, fitting: bool = False) -> np.ndarray:
+    def validate_input(self, X: Any, *, fitting: bool = False) -> np.ndarray:
+        """uint8 images (n, H, W, C), C in {1, 3} (grey (n, H, W) is accepted); the fitted channel count."""
+        return self._validate_images(X, fitting=fitting)
+
+    def _validate_images(self, X: Any, *, fitting: bool = False) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim == 3:
             X = X[..., None]
@@ -320,7 +350,6 @@ class HashGAN(HashMethod):
             if X.dtype.kind not in "iuf" or not np.isfinite(X).all() or X.min() < 0 or X.max() > 255:
                 raise InvalidInput(f"HashGAN expects uint8 images with values 0..255, got dtype {X.dtype}")
         if fitting:
-            check_n_bits(self.n_bits)
             if X.shape[0] < 2:
                 raise InvalidInput(f"HashGAN needs at least 2 training images, got {X.shape[0]}")
         elif X.shape[-1] != self.n_channels_:
@@ -337,13 +366,13 @@ class HashGAN(HashMethod):
         return float(self.lr) + (float(self.lr_end) - float(self.lr)) * level / steps
 
     # -- API --------------------------------------------------------------------------------
-    def fit(self, X, y=None):
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> HashGAN:
+        """Train generator, discriminator and encoder on the training images (labels are never used)."""
         X = self._validate_images(X, fitting=True)
-        K = check_n_bits(self.n_bits)
-        if int(self.epochs) < 0 or int(self.batch_size) < 1:
-            raise InvalidInput(f"HashGAN needs epochs >= 0 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
+        K = int(self.n_bits)
         dev = resolve_device(self.device)
-        seed = int(self.random_state or 0)
+        seed = int(self.random_state)
         channels = X.shape[-1]
         flip = (channels == 3) if self.flip == "auto" else bool(self.flip)
         data = images_to_tensor(X).to(dev)
@@ -434,7 +463,7 @@ class HashGAN(HashMethod):
         self.history_ = {**hist.as_dict(), "components": log}
         return self
 
-    def encoder_probabilities(self, X, batch_size: int = 1000) -> np.ndarray:
+    def encoder_probabilities(self, X: Any, batch_size: int = 1000) -> np.ndarray:
         """E(x) in (0, 1)^K for images X, computed in chunks."""
         check_is_fitted(self)
         X = self._validate_images(X)
@@ -448,7 +477,7 @@ class HashGAN(HashMethod):
         self.encoder_.cpu()
         return np.concatenate(out) if out else np.zeros((0, int(self.n_bits)), np.float32)
 
-    def project(self, X) -> np.ndarray:
+    def project(self, X: Any) -> np.ndarray:
         """h = E(x) - 0.5, so that hashbench's bit (h >= 0) matches the paper's b = [E(x) > 0.5]."""
         return self.encoder_probabilities(X) - 0.5
 

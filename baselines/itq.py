@@ -22,10 +22,12 @@ Departures from the reference code (ZJULearning/MatlabFunc ``ITQ_learn.m`` / Gon
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.linalg import eigh
 
-from hashbench.methods import HashMethod
+from hashbench.methods import N_BITS, SEED, HashMethod, Interval, fit_context, validate_features
 
 
 def pca_directions(Xc: np.ndarray, n_components: int) -> np.ndarray:
@@ -82,13 +84,18 @@ class ITQ(HashMethod):
             n_bits > d).
     """
 
+    version = 1
+    parameter_constraints = {"n_bits": [N_BITS], "n_iter": [Interval(int, 0, None)], "random_state": [SEED]}
+
     def __init__(self, n_bits: int = 32, n_iter: int = 50, random_state: int = 0):
         self.n_bits = n_bits
         self.n_iter = n_iter
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        X = self._validate_features(X, fitting=True).astype(np.float64)
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> ITQ:
+        """PCA of the centred training features, then n_iter alternating rotation updates."""
+        X = validate_features(X, self, fitting=True).astype(np.float64)
         rng = np.random.default_rng(self.random_state)
         n_bits = int(self.n_bits)
         self.n_features_in_ = X.shape[1]
@@ -105,6 +112,7 @@ class ITQ(HashMethod):
         self.quantization_loss_ = losses
         return self
 
-    def project(self, X):
-        X = self._validate_features(X)
+    def project(self, X: Any) -> np.ndarray:
+        """(x - mean) W R: the rotated PCA projections whose signs are the bits."""
+        X = validate_features(X, self)
         return (X - self.mean_) @ self.pca_ @ self.rotation_

@@ -6,26 +6,34 @@ mean so that bits are roughly balanced (as in the ITQ paper's LSH baseline).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from hashbench.methods import HashMethod
+from hashbench.methods import N_BITS, SEED, HashMethod, fit_context, validate_features
 
 
 class LSH(HashMethod):
     """Sign of random Gaussian projections: h(x) = W^T (x - mean), W ~ N(0, 1)."""
 
+    version = 1
+    parameter_constraints = {"n_bits": [N_BITS], "random_state": [SEED]}
+
     def __init__(self, n_bits: int = 32, random_state: int = 0):
         self.n_bits = n_bits
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        X = self._validate_features(X, fitting=True)
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> LSH:
+        """Draw the projections and learn the training mean."""
+        X = validate_features(X, self, fitting=True)
         rng = np.random.default_rng(self.random_state)
         self.n_features_in_ = X.shape[1]
         self.mean_ = X.mean(axis=0)
         self.projection_ = rng.standard_normal((X.shape[1], int(self.n_bits)))
         return self
 
-    def project(self, X):
-        X = self._validate_features(X)
+    def project(self, X: Any) -> np.ndarray:
+        """(x - mean) W, the projections whose signs are the bits."""
+        X = validate_features(X, self)
         return (X - self.mean_) @ self.projection_

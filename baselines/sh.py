@@ -32,9 +32,11 @@ constructor interface.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from hashbench.methods import HashMethod
+from hashbench.methods import N_BITS, SEED, HashMethod, Interval, fit_context, validate_features
 
 from .itq import pca_directions
 
@@ -70,13 +72,23 @@ class SH(HashMethod):
         random_state: unused (SH is deterministic); kept for the uniform method interface.
     """
 
+    version = 1
+    randomized = False
+    parameter_constraints = {
+        "n_bits": [N_BITS],
+        "eps": [Interval(float, 0, None, closed="left")],
+        "random_state": [SEED],
+    }
+
     def __init__(self, n_bits: int = 32, eps: float = float(np.finfo(np.float64).eps), random_state: int = 0):
         self.n_bits = n_bits
         self.eps = eps
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        X = self._validate_features(X, fitting=True).astype(np.float64)
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> SH:
+        """PCA, the per-direction box, and the n_bits lowest-eigenvalue modes."""
+        X = validate_features(X, self, fitting=True).astype(np.float64)
         n_bits = int(self.n_bits)
         self.n_features_in_ = X.shape[1]
         npca = min(n_bits, X.shape[1])
@@ -93,7 +105,8 @@ class SH(HashMethod):
         self.omegas_ = self.modes_[np.arange(n_bits), self.mode_dims_] * np.pi / ranges[self.mode_dims_]
         return self
 
-    def project(self, X):
-        X = self._validate_features(X)
+    def project(self, X: Any) -> np.ndarray:
+        """cos(omega_m (x W - mn)_j): the eigenfunction values whose signs are the bits."""
+        X = validate_features(X, self)
         Z = X @ self.pca_ - self.mn_
         return np.cos(Z[:, self.mode_dims_] * self.omegas_)

@@ -39,10 +39,12 @@ Departures from the reference code (ZJULearning/MatlabFunc ``SphericalHashing.m`
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hashbench.errors import InvalidInput
-from hashbench.methods import HashMethod
+from hashbench.methods import N_BITS, SEED, HashMethod, Interval, Options, fit_context, validate_features
 
 _DISTANCES = ("hamming", "spherical")
 
@@ -123,6 +125,18 @@ class SPH(HashMethod):
     ``overlap_mean_dev_`` and ``overlap_std_`` (the final statistics, in points).
     """
 
+    version = 1
+    parameter_constraints = {
+        "n_bits": [N_BITS],
+        "eps_m": [Interval(float, 0, None, closed="left")],
+        "eps_s": [Interval(float, 0, None, closed="left")],
+        "max_iter": [Interval(int, 0, None)],
+        "n_init_samples": [Interval(int, 1, None)],
+        "max_train": [None, Interval(int, 2, None)],
+        "distance": [Options(*_DISTANCES)],
+        "random_state": [SEED],
+    }
+
     def __init__(
         self,
         n_bits: int = 32,
@@ -143,10 +157,10 @@ class SPH(HashMethod):
         self.distance = distance
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        X = self._validate_features(X, fitting=True).astype(np.float64)
-        if self.distance not in _DISTANCES:
-            raise InvalidInput(f"SPH distance must be one of {_DISTANCES}, got {self.distance!r}")
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> SPH:
+        """Random pivots, median radii, then force updates until the overlaps are balanced (or max_iter)."""
+        X = validate_features(X, self, fitting=True).astype(np.float64)
         rng = np.random.default_rng(self.random_state)
         c = int(self.n_bits)
         self.n_features_in_ = X.shape[1]
@@ -173,9 +187,9 @@ class SPH(HashMethod):
         self.n_train_ = N
         return self
 
-    def project(self, X):
+    def project(self, X: Any) -> np.ndarray:
         """t_k - ||x - p_k||: non-negative inside sphere k."""
-        X = self._validate_features(X).astype(np.float64)
+        X = validate_features(X, self).astype(np.float64)
         return self.radii_[None, :] - pivot_distances(X, self.pivots_)
 
     def rank(self, Q_codes: np.ndarray, D_codes: np.ndarray) -> np.ndarray:

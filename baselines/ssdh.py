@@ -30,11 +30,13 @@ Departures from the reference code (yangerkun/IJCAI2018_SSDH, HEAD 49d1938):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
-from hashbench.errors import InvalidInput
+from hashbench.deep import DeepHashMethod, FitContext
+from hashbench.methods import Interval, Options
 from hashbench.similarity import RULES, semantic_similarity
-from hashbench.training import DeepHashMethod, FitContext
 
 
 def ssdh_loss(u: torch.Tensor, S: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,8 +73,17 @@ class SSDH(DeepHashMethod):
     similar / dissimilar pairs).
     """
 
+    version = 1
     default_epochs = {"features": 10, "end2end": 10}
     test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}
+    parameter_constraints = {
+        **DeepHashMethod.parameter_constraints,
+        "adam_eps": [None, Interval(float, 0, None, closed="neither")],
+        "alpha": [Interval(float, 0, None)],
+        "beta": [Interval(float, 0, None)],
+        "bins": [Interval(int, 1, None)],
+        "rule": [Options(*RULES)],
+    }
 
     def __init__(
         self,
@@ -120,25 +131,23 @@ class SSDH(DeepHashMethod):
         self.bins = bins
         self.rule = rule
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.rule not in RULES:
-            raise InvalidInput(f"SSDH: unknown rule {self.rule!r}; use one of {', '.join(RULES)}")
-
-    def _prepare(self, ctx: FitContext) -> None:
+    def prepare(self, ctx: FitContext) -> None:
+        """SSDH's three-way similarity matrix of the reference features, on the device."""
         S, info = semantic_similarity(
             ctx.reference_features(), bins=int(self.bins), alpha=self.alpha, beta=self.beta, rule=self.rule
         )
         ctx.extra["S"] = torch.from_numpy(S).to(ctx.device)
         self.similarity_info_ = info
 
-    def _make_optimizer(self, params) -> torch.optim.Optimizer:
+    def make_optimizer(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """Adam(lr, eps): eps 1.0 end to end (the reference), 1e-8 on the features track, or ``adam_eps``."""
         eps = self.adam_eps
         if eps is None:
             eps = 1.0 if self.track == "end2end" else 1e-8
         return torch.optim.Adam(params, lr=float(self.lr), eps=float(eps))
 
-    def _batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
+    def batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
+        """:func:`ssdh_loss` of the batch's codes against its block of S."""
         h = ctx.codes(idx)
         i = idx.to(ctx.device)
         return ssdh_loss(h, ctx.extra["S"][i][:, i])

@@ -48,13 +48,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
+from hashbench.methods import Interval, Options, fit_context, validate_features
 from hashbench.similarity import cosine_distance_matrix, semantic_similarity
-from hashbench.training import DeepHashMethod, FitContext
 
 SIMILARITIES = ("knn", "ssdh")
 
@@ -124,7 +126,7 @@ def rotation_loss(h: torch.Tensor, h_rotated: Sequence[torch.Tensor]) -> torch.T
 class USDH(DeepHashMethod):
     """USDH (Jin et al., Neurocomputing 2019), reconstructed from its abstract (see module docstring).
 
-    Parameters: those of :class:`hashbench.training.DeepHashMethod`, plus
+    Parameters: those of :class:`hashbench.deep.DeepHashMethod`, plus
         w_q, w_ent, w_rot: weights of the quantisation, entropy and rotation terms (0.1 each);
         similarity: "knn" (default) or "ssdh" (semantic structure, see module docstring);
         neighbors: fraction of the training set taken as each item's neighbours ("knn"; 0.05);
@@ -137,9 +139,19 @@ class USDH(DeepHashMethod):
     ``rotation_used_`` (whether the rotation term was trained).
     """
 
+    version = 1
     rotation_angles = (90, 180, 270)
     default_epochs = {"features": 50, "end2end": 10}
     test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}
+    parameter_constraints = {
+        **DeepHashMethod.parameter_constraints,
+        "w_q": [Interval(float, 0, None)],
+        "w_ent": [Interval(float, 0, None)],
+        "w_rot": [Interval(float, 0, None)],
+        "similarity": [Options(*SIMILARITIES)],
+        "neighbors": [Interval(float, 0, 1, closed="neither")],
+        "dissimilar_quantile": [Interval(float, 0, 1, closed="right")],
+    }
 
     def __init__(
         self,
@@ -189,23 +201,20 @@ class USDH(DeepHashMethod):
         self.neighbors = neighbors
         self.dissimilar_quantile = dissimilar_quantile
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.similarity not in SIMILARITIES:
-            raise InvalidInput(f"USDH: unknown similarity {self.similarity!r}; use one of {', '.join(SIMILARITIES)}")
-        if not 0.0 < float(self.neighbors) < 1.0:
-            raise InvalidInput(f"USDH: neighbors is a fraction of the training set in (0, 1), got {self.neighbors!r}")
+    def check_params(self) -> None:
+        """The declared constraints, and rotation angles that are multiples of 90 degrees."""
+        super().check_params()
         for angle in self.rotation_angles:
             if angle % 90 != 0:
                 raise InvalidInput(f"USDH: rotation angles must be multiples of 90 degrees, got {angle}")
 
-    def fit(self, X, y=None, rotated: Sequence[np.ndarray] | None = None):
+    @fit_context
+    def fit(self, X: Any, y: Any = None, rotated: Sequence[np.ndarray] | None = None) -> USDH:
         """Train on training items X (and, on the features track, their rotated representations)."""
         self._rotated = None
         if self.track == "features":
-            # bad features or parameters are reported before any warning about rotations
-            self._check_params()
-            self._check_input(X, fitting=True)
+            # bad features are reported before any warning about rotations
+            self.validate_input(X, fitting=True)
         if self.track == "features" and float(self.w_rot) != 0.0:
             if rotated is None or len(rotated) == 0:
                 warnings.warn(
@@ -213,7 +222,7 @@ class USDH(DeepHashMethod):
                     "training without the rotation-invariance term. The hashbench runner supplies them "
                     "from USDH.rotation_angles.",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             else:
                 self._rotated = self._check_rotated(X, rotated)
@@ -223,11 +232,11 @@ class USDH(DeepHashMethod):
             self._rotated = None
         return self
 
-    def _check_rotated(self, X, rotated: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _check_rotated(self, X: Any, rotated: Sequence[np.ndarray]) -> list[np.ndarray]:
         X = np.asarray(X)
         out = []
         for i, R in enumerate(rotated):
-            R = self._validate_features(R, fitting=True).astype(np.float32, copy=False)
+            R = validate_features(R, self, fitting=True).astype(np.float32, copy=False)
             if R.shape != X.shape:
                 raise InvalidInput(
                     f"USDH: rotated[{i}] has shape {R.shape}, but the training features have {X.shape}; "
@@ -236,7 +245,8 @@ class USDH(DeepHashMethod):
             out.append(R)
         return out
 
-    def _prepare(self, ctx: FitContext) -> None:
+    def prepare(self, ctx: FitContext) -> None:
+        """The semantic structure S of the reference features, and the rotated training features."""
         F = ctx.reference_features()
         n = F.shape[0]
         if self.similarity == "ssdh":
@@ -263,7 +273,8 @@ class USDH(DeepHashMethod):
             return [self.net_(R[i]) for R in ctx.extra["rotated"]]
         return [self.net_(torch.rot90(x, int(a) // 90 % 4, dims=(2, 3))) for a in self.rotation_angles]
 
-    def _batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
+    def batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
+        """Semantic + w_q quantisation + w_ent entropy (+ w_rot rotation) loss of a batch."""
         x = ctx.inputs(idx)
         h = self.net_(x)
         i = idx.to(ctx.device)

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from hashbench_baselines.ssdh import SSDH, ssdh_loss
 
+from hashbench.device import resolve_device, seeded
 from hashbench.similarity import semantic_similarity
-from hashbench.training import resolve_device, seeded
 
 
 def gist_like(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -77,9 +77,7 @@ def _distance_blocks(U: np.ndarray, block_size: int):
         yield start, D
 
 
-def half_gaussian_fits(
-    distances: np.ndarray, *, bins: int = 100, block_size: int | None = None
-) -> dict[str, float]:
+def half_gaussian_fits(distances: np.ndarray, *, bins: int = 100, block_size: int | None = None) -> dict[str, float]:
     """Mode and mirrored half-Gaussian fits of a set of distances (METHODS.md 6.1 steps 3-4).
 
     ``distances`` may be any array of values in [0, 2] (it is flattened). Bins have width 1/bins and
@@ -161,9 +159,9 @@ class _FitAccumulator:
         }
 
 
-def thresholds(fits: dict[str, float], *, alpha: float = 2.0, beta: float = 2.0, rule: str = "paper") -> tuple[
-    float, float
-]:
+def thresholds(
+    fits: dict[str, float], *, alpha: float = 2.0, beta: float = 2.0, rule: str = "paper"
+) -> tuple[float, float]:
     """(d_l, d_r) from the half-Gaussian fits.
 
     ``rule="paper"`` (SSDH paper, survey eq. 58, code HEAD 49d1938): d_l = mu_l - alpha sigma_l,

@@ -1,4 +1,5 @@
-"""Gradient attention (baselines/ga.py): preprocessing, the re-weighted step, the look-ahead meta-gradient."""
+"""Gradient attention (baselines/gradient_attention.py) and SSDH+GA (baselines/ssdh_ga.py): preprocessing,
+the re-weighted step, the look-ahead meta-gradient."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from hashbench_baselines.ga import (
-    SSDHGA,
+from hashbench_baselines.gradient_attention import (
     GradientAttention,
     attention_weights,
     functional_step,
     preprocess_gradient,
     reweighted_code_gradients,
-    ssdh_pair_loss,
 )
-from hashbench_baselines.ssdh import SSDH, ssdh_loss
+from hashbench_baselines.ssdh import SSDH, ssdh_loss, ssdh_pair_loss
+from hashbench_baselines.ssdh_ga import SSDHGA
 from torch import nn
 
 
@@ -274,8 +274,8 @@ def test_ssdh_pair_loss_is_ssdh_loss_of_the_inner_products():
 
 
 class _NeutralSSDHGA(SSDHGA):
-    def _training_state(self, ctx):
-        state = super()._training_state(ctx)
+    def training_state(self, ctx):
+        state = super().training_state(ctx)
         neutral_attention(ctx.extra["ga"])
         return state
 

@@ -65,8 +65,9 @@ def test_fits_match_scipy_norm_fit_of_the_mirrored_samples():
     mu_r, s_r = norm.fit(np.concatenate([2 * m - R, R]))
     fits = half_gaussian_fits(D)
     assert fits["mode"] == pytest.approx(m)
-    np.testing.assert_allclose([fits["mu_l"], fits["sigma_l"], fits["mu_r"], fits["sigma_r"]],
-                               [mu_l, s_l, mu_r, s_r], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        [fits["mu_l"], fits["sigma_l"], fits["mu_r"], fits["sigma_r"]], [mu_l, s_l, mu_r, s_r], rtol=1e-9, atol=1e-9
+    )
 
 
 def test_similarity_thresholds_are_strict():

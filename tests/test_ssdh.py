@@ -93,7 +93,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_fit(tmp_path, monkeypatch):
     reference = SSDH(**params).fit(X).project(X)
 
     calls = {"n": 0}
-    real_step = SSDH._train_step
+    real_step = SSDH.train_step
 
     def dying_step(self, ctx, idx):
         calls["n"] += 1
@@ -101,10 +101,10 @@ def test_checkpoint_resume_equals_an_uninterrupted_fit(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_step(self, ctx, idx)
 
-    monkeypatch.setattr(SSDH, "_train_step", dying_step)
+    monkeypatch.setattr(SSDH, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         SSDH(checkpoint_dir=str(tmp_path), **params).fit(X)
-    monkeypatch.setattr(SSDH, "_train_step", real_step)
+    monkeypatch.setattr(SSDH, "train_step", real_step)
     resumed = SSDH(checkpoint_dir=str(tmp_path), **params).fit(X)
     assert resumed.history_["resumed_from"] == 1
     np.testing.assert_array_equal(resumed.project(X), reference)

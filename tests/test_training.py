@@ -1,18 +1,13 @@
-"""The deep-learning machinery every deep method shares: devices, seeding, the epoch loop, checkpoints."""
+"""The deep-learning machinery every deep method shares: devices, seeding (hashbench.device), the epoch loop and
+checkpoints (hashbench.loop)."""
 
 import numpy as np
 import pytest
 import torch
 
+from hashbench.device import resolve_device, seeded, torch_generator
 from hashbench.errors import HashbenchError, InvalidInput
-from hashbench.training import (
-    index_batches,
-    resolve_device,
-    seeded,
-    split_validation,
-    torch_generator,
-    train_epochs,
-)
+from hashbench.loop import index_batches, split_validation, train_epochs
 
 
 def test_resolve_device_names():
@@ -83,8 +78,9 @@ def _regression(seed=0):
 
 def test_train_epochs_records_a_falling_loss_per_epoch():
     net, opt, step, _, _ = _regression()
-    hist = train_epochs(step, np.arange(40), epochs=5, batch_size=8, generator=torch_generator(0),
-                        state={"net": net, "optimizer": opt})
+    hist = train_epochs(
+        step, np.arange(40), epochs=5, batch_size=8, generator=torch_generator(0), state={"net": net, "optimizer": opt}
+    )
     assert hist.epochs_run == 5 and len(hist.loss) == 5
     assert hist.loss[-1] < hist.loss[0]
     assert net.weight.item() == pytest.approx(2.0, abs=0.05)
@@ -100,8 +96,16 @@ def test_validation_selects_the_best_epoch_and_patience_stops():
         weights.append(net.weight.item())
         return next(vals)
 
-    hist = train_epochs(step, np.arange(40), epochs=6, batch_size=8, generator=torch_generator(0),
-                        state={"net": net, "optimizer": opt}, validate=validate, patience=2)
+    hist = train_epochs(
+        step,
+        np.arange(40),
+        epochs=6,
+        batch_size=8,
+        generator=torch_generator(0),
+        state={"net": net, "optimizer": opt},
+        validate=validate,
+        patience=2,
+    )
     assert hist.best_epoch == 2
     assert hist.stopped_early and hist.epochs_run == 4
     assert net.weight.item() == weights[1]
@@ -116,8 +120,9 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     # Kill the run during epoch 4 (checkpoints each epoch), resume: same weights as never stopping,
     # because the checkpoint restores the shuffling generator along with model and optimiser.
     net, opt, step, _, _ = _regression()
-    train_epochs(step, np.arange(40), epochs=6, batch_size=8, generator=torch_generator(1),
-                 state={"net": net, "optimizer": opt})
+    train_epochs(
+        step, np.arange(40), epochs=6, batch_size=8, generator=torch_generator(1), state={"net": net, "optimizer": opt}
+    )
     reference = net.weight.item()
 
     path = tmp_path / "ck.pt"
@@ -131,18 +136,42 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
         return step(idx)
 
     with pytest.raises(KeyboardInterrupt):
-        train_epochs(dying_step, np.arange(40), epochs=6, batch_size=8, generator=torch_generator(1),
-                     state={"net": net, "optimizer": opt}, checkpoint_path=path, checkpoint_key="k")
+        train_epochs(
+            dying_step,
+            np.arange(40),
+            epochs=6,
+            batch_size=8,
+            generator=torch_generator(1),
+            state={"net": net, "optimizer": opt},
+            checkpoint_path=path,
+            checkpoint_key="k",
+        )
     assert path.exists() and not list(tmp_path.glob("*.tmp"))
 
     net, opt, step, _, _ = _regression()
-    hist = train_epochs(step, np.arange(40), epochs=6, batch_size=8, generator=torch_generator(1),
-                        state={"net": net, "optimizer": opt}, checkpoint_path=path, checkpoint_key="k")
+    hist = train_epochs(
+        step,
+        np.arange(40),
+        epochs=6,
+        batch_size=8,
+        generator=torch_generator(1),
+        state={"net": net, "optimizer": opt},
+        checkpoint_path=path,
+        checkpoint_key="k",
+    )
     assert hist.resumed_from == 3 and hist.epochs_run == 6 and len(hist.loss) == 6
     assert net.weight.item() == reference
 
     # A different configuration key ignores the checkpoint and trains from scratch.
     net, opt, step, _, _ = _regression()
-    hist = train_epochs(step, np.arange(40), epochs=1, batch_size=8, generator=torch_generator(1),
-                        state={"net": net, "optimizer": opt}, checkpoint_path=path, checkpoint_key="other")
+    hist = train_epochs(
+        step,
+        np.arange(40),
+        epochs=1,
+        batch_size=8,
+        generator=torch_generator(1),
+        state={"net": net, "optimizer": opt},
+        checkpoint_path=path,
+        checkpoint_key="other",
+    )
     assert hist.resumed_from == 0

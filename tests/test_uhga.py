@@ -84,8 +84,8 @@ def test_uhga_ga_is_deterministic_under_a_seed():
 class _NeutralUHGAGA(UHGAGA):
     """UHGA+GA with the attention frozen at alpha = 1/2 (its last layer zeroed)."""
 
-    def _training_state(self, ctx):
-        state = super()._training_state(ctx)
+    def training_state(self, ctx):
+        state = super().training_state(ctx)
         with torch.no_grad():
             state["attention"].net[-1].weight.zero_()
             state["attention"].net[-1].bias.zero_()

@@ -1,0 +1,106 @@
+"""SSDH+GA: SSDH (Yang et al., IJCAI 2018) trained with gradient attention (Huang et al., ICCV 2019).
+
+The UHGA paper's Table 3 row "SSDH+GA": SSDH's similarity matrix, network, loss and optimiser
+(:mod:`hashbench_baselines.ssdh`), every update made by
+:meth:`hashbench_baselines.gradient_attention.GradientAttention.step` (the technique and its
+departures from the reference code are documented in :mod:`hashbench_baselines.gradient_attention`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hashbench.deep import FitContext
+from hashbench.methods import Boolean
+
+from .gradient_attention import ATTENTION_CONSTRAINTS, AttentionTrained
+from .ssdh import SSDH, ssdh_pair_loss
+
+
+class SSDHGA(AttentionTrained, SSDH):
+    """SSDH trained with gradient attention (UHGA paper, Table 3 "SSDH+GA").
+
+    SSDH's similarity matrix, network, loss and optimiser (Adam; see :class:`hashbench_baselines.ssdh.SSDH`),
+    with every update made by :meth:`GradientAttention.step`: the attention-weighted gradient, the
+    Adam step (replayed functionally for the look-ahead), then the attention net's Adam step.
+
+    Extra parameters: attention_lr (0.08, GA's CIFAR value), attention_hidden (100), and
+    paired_batches: True (default) pairs each batch A with a second, independently drawn batch B of
+    the same size and trains on the A x B similarity block, as GA does; False trains on A x A,
+    SSDH's own pairing (the GA step then treats U as both sides).
+    """
+
+    version = 1
+    parameter_constraints = {**SSDH.parameter_constraints, **ATTENTION_CONSTRAINTS, "paired_batches": [Boolean()]}
+
+    def __init__(
+        self,
+        n_bits: int = 32,
+        track: str = "features",
+        arch: str = "vgg16",
+        weights: str | None = "imagenet",
+        epochs: int | None = None,
+        batch_size: int = 24,
+        lr: float = 1e-3,
+        adam_eps: float | None = None,
+        alpha: float = 2.0,
+        beta: float = 2.0,
+        bins: int = 100,
+        rule: str = "paper",
+        attention_lr: float = 0.08,
+        attention_hidden: int = 100,
+        paired_batches: bool = True,
+        hidden: int = 1024,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        super().__init__(
+            n_bits=n_bits,
+            track=track,
+            arch=arch,
+            weights=weights,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            adam_eps=adam_eps,
+            alpha=alpha,
+            beta=beta,
+            bins=bins,
+            rule=rule,
+            hidden=hidden,
+            validation_fraction=validation_fraction,
+            patience=patience,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.attention_lr = attention_lr
+        self.attention_hidden = attention_hidden
+        self.paired_batches = paired_batches
+
+    def training_state(self, ctx: FitContext) -> dict:
+        """SSDH's net and Adam, plus the attention net and its optimiser."""
+        return self.attach_attention(ctx, super().training_state(ctx))
+
+    def _pair_loss(self, P: Tensor, S: Tensor) -> Tensor:
+        return ssdh_pair_loss(P, S, int(self.n_bits))
+
+    def train_step(self, ctx: FitContext, idx: Tensor) -> float:
+        """One GA iteration on batch A (and an independently drawn batch B when ``paired_batches``)."""
+        i = idx.to(ctx.device)
+        if self.paired_batches:
+            perm = torch.randperm(len(ctx.train_idx), generator=ctx.generator)[: len(idx)]
+            idx_b = torch.as_tensor(ctx.train_idx)[perm]
+            S = ctx.extra["S"][i][:, idx_b.to(ctx.device)]
+            x_b = ctx.inputs(idx_b)
+        else:
+            S, x_b = ctx.extra["S"][i][:, i], None
+        return ctx.extra["ga"].step(ctx.inputs(idx), x_b, S, self._pair_loss).loss

@@ -1,0 +1,365 @@
+"""The framework of deep hashing methods: :class:`DeepHashMethod`, its :class:`FitContext`, checkpoint keys.
+
+A deep method (SSDH, SSDH+GA, UHGA, UHGA+GA, USDH) is a :class:`DeepHashMethod` subclass that
+implements :meth:`DeepHashMethod.batch_loss` and overrides, where it needs to, the other documented
+extension points (listed in the class docstring). The fit template, the epoch loop
+(:mod:`hashbench.loop`), seeding (:mod:`hashbench.device`), validation, checkpoints and batched
+encoding are shared.
+
+Extending for GA's look-ahead (METHODS.md 9.4): override :meth:`DeepHashMethod.training_state` to
+add the attention net and its optimiser (everything in that dict with ``state_dict`` is
+checkpointed), and :meth:`DeepHashMethod.train_step` to do the custom update; draw the second,
+independently shuffled batch with ``torch.randperm(len(ctx.train_idx), generator=ctx.generator)``;
+the pairwise loss comes from the method (e.g. ``hashbench_baselines.ssdh.ssdh_loss(u, S_ab, v)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from .device import resolve_device, seeded, torch_generator
+from .digests import array_digest, json_digest
+from .errors import InvalidInput
+from .loop import split_validation, train_epochs
+from .methods import (
+    FOLDER,
+    N_BITS,
+    RUNTIME_PARAMS,
+    SEED,
+    Boolean,
+    Device,
+    HashMethod,
+    Instance,
+    Interval,
+    Options,
+    fit_context,
+    validate_features,
+)
+
+TRACKS = ("features", "end2end")
+#: backbones of the end-to-end track (``hashbench.nets.end2end_net``)
+ARCHS = ("alexnet", "vgg16")
+
+
+def config_key(params: Mapping[str, Any], *arrays: np.ndarray) -> str:
+    """A 64-hex-digit digest of a method's parameters (minus :data:`~hashbench.methods.RUNTIME_PARAMS`) and data.
+
+    Names a checkpoint: a checkpoint is resumed only by a fit with the same parameters and the same
+    training data.
+    """
+    clean = {k: repr(v) for k, v in sorted(params.items()) if k not in RUNTIME_PARAMS}
+    return json_digest({"params": clean, "data": array_digest(*arrays, length=64)}, length=64)
+
+
+@dataclass
+class FitContext:
+    """Everything a deep method's extension points need during one fit.
+
+    Attributes:
+        method: the method being fitted (its ``net_`` is the hash network).
+        X: training input, a torch tensor on ``device`` (features track, float32 (n, d)) or a numpy
+            uint8 array (n, H, W, C) (end-to-end track; preprocessed per batch).
+        device: where the network runs.
+        generator: the shuffling generator (CPU); draw extra permutations from it.
+        train_idx, val_idx: the training and validation parts (int64 indices into X).
+        state: the objects :func:`hashbench.loop.train_epochs` checkpoints (``"net"``, ``"optimizer"``, ...).
+        extra: what ``prepare`` computed (e.g. ``"S"``, the similarity matrix on ``device``).
+        resolved: values derived from the training data for parameters left at None
+            (e.g. ``{"sim_threshold": 0.83}``); they become the method's ``resolved_params_``.
+    """
+
+    method: DeepHashMethod
+    X: Any
+    device: torch.device
+    generator: torch.Generator
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    state: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    resolved: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of training items (both parts)."""
+        return len(self.X)
+
+    def inputs(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The network input for training items ``idx``, on ``device``."""
+        return self.method.batch_inputs(self.X, idx, self.device)
+
+    def codes(self, idx: torch.Tensor | np.ndarray, scale: float = 1.0) -> torch.Tensor:
+        """Continuous codes h = tanh(scale * logits) (len(idx), n_bits) of training items, with grad."""
+        return self.method.net_(self.inputs(idx), scale)
+
+    def reference_features(self, batch_size: int = 64) -> np.ndarray:
+        """float32 (n, d) features of all training items for similarity structure (SSDH, UHGA).
+
+        Features track: the representation's features as given. End-to-end track: the backbone's
+        fc7 (post-ReLU) in eval mode, computed now, so before any training step.
+        """
+        if self.method.track == "features":
+            return self.X.detach().cpu().numpy()
+        net = self.method.net_
+        was_training = net.training
+        net.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, self.n, batch_size):
+                idx = np.arange(start, min(start + batch_size, self.n))
+                out.append(net.features(self.inputs(idx)).float().cpu().numpy())
+        net.train(was_training)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+
+class DeepHashMethod(HashMethod):
+    """Base class of the deep hashing methods (SSDH, SSDH+GA, UHGA, UHGA+GA, USDH).
+
+    Common parameters (a subclass's ``__init__`` lists these plus its own, storing each under
+    its name, as scikit-learn requires; its ``parameter_constraints`` extends this class's):
+
+        n_bits: code length K.
+        track: ``"features"`` (train a hash head on a representation's features; ``input`` is
+            "features") or ``"end2end"`` (train backbone + hash layer on uint8 images; ``input`` is
+            "images"; images are resized to 224 and ImageNet-normalised).
+        arch: ``"alexnet"`` or ``"vgg16"`` (end-to-end backbone).
+        weights: ``"imagenet"`` (default), a path to a state dict, or None (random backbone: tests
+            only). Unused on the features track.
+        epochs: passes over the training set; None = the class's ``default_epochs[track]``.
+        batch_size, lr: the schedule; the optimiser is the subclass's (``make_optimizer``).
+        hidden: width of the features-track MLP (0 = linear hash layer); see ``hashbench.nets``.
+        validation_fraction: share of the training set held out for model selection (0 = none, the
+            papers' fixed schedule); patience: early stopping on it (None = never).
+        checkpoint_dir: folder for resumable checkpoints (None = none); checkpoint_every: epochs.
+        device: "auto" | "cpu" | "cuda"; random_state: the seed; verbose: progress bar.
+
+    Extension points (public API; override what the method needs, call ``super()`` where noted):
+
+        - :meth:`batch_loss` ``(ctx, idx) -> Tensor``: the scalar loss of a batch. **Required.**
+        - :meth:`prepare` ``(ctx)``: compute what the loss needs before training (a similarity
+          matrix into ``ctx.extra``; data-derived parameter values into ``ctx.resolved``).
+        - :meth:`make_optimizer` ``(params) -> Optimizer``: the hash network's optimiser (Adam(lr)).
+        - :meth:`training_state` ``(ctx) -> dict``: what the loop trains and checkpoints; must hold
+          ``"net"`` (default: net and optimizer).
+        - :meth:`train_step` ``(ctx, idx) -> float``: one update (default: zero grads, backward
+          of ``batch_loss``, optimizer step).
+        - :meth:`validation_loss` ``(ctx) -> float``: the model-selection criterion (mean
+          ``batch_loss`` over the validation part).
+        - :meth:`build_net` ``(X) -> nn.Module``: the hash network (``hashbench.nets``).
+        - :meth:`batch_inputs` ``(X, idx, device) -> Tensor``: network input of some items.
+        - :meth:`validate_input` ``(X, fitting=False)``: the checked fit/encode input.
+        - :meth:`check_params`: extend for rules tying parameters together (call super first).
+        - :meth:`n_epochs`: the epochs the fit runs (``epochs`` or the track's default).
+
+    Fitted attributes: ``net_`` (:class:`hashbench.nets.HashNet`, eval mode), ``history_`` (dict of
+    :class:`hashbench.loop.TrainHistory`), ``n_features_in_`` (features track) or ``image_shape_``
+    (end-to-end), ``resolved_params_``.
+    """
+
+    deep = True
+    #: epochs when ``epochs=None``, per track
+    default_epochs: ClassVar[dict[str, int]] = {"features": 50, "end2end": 10}
+    #: dropout after the features-track hidden layer
+    feature_dropout: ClassVar[float] = 0.1
+    #: items per forward pass in ``project`` (features, images)
+    encode_batch_size: ClassVar[dict[str, int]] = {"features": 1024, "end2end": 64}
+
+    parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_bits": [N_BITS],
+        "track": [Options(*TRACKS)],
+        "arch": [Options(*ARCHS)],
+        "weights": [None, Instance(str, Path, description="'imagenet' or the path of a state dict")],
+        "epochs": [None, Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "hidden": [Interval(int, 0, None)],
+        "validation_fraction": [Interval(float, 0, 1, closed="left")],
+        "patience": [None, Interval(int, 1, None)],
+        "checkpoint_dir": [None, FOLDER],
+        "checkpoint_every": [Interval(int, 1, None)],
+        "device": [Device()],
+        "random_state": [SEED],
+        "verbose": [Boolean()],
+    }
+
+    def __init__(
+        self,
+        n_bits: int = 32,
+        track: str = "features",
+        arch: str = "alexnet",
+        weights: str | None = "imagenet",
+        epochs: int | None = None,
+        batch_size: int = 24,
+        lr: float = 1e-3,
+        hidden: int = 1024,
+        validation_fraction: float = 0.0,
+        patience: int | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        self.n_bits = n_bits
+        self.track = track
+        self.arch = arch
+        self.weights = weights
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.hidden = hidden
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def input(self) -> str:  # type: ignore[override]
+        return "images" if getattr(self, "track", "features") == "end2end" else "features"
+
+    # -- extension points -------------------------------------------------------------------------
+    def prepare(self, ctx: FitContext) -> None:
+        """Compute what the loss needs before training (e.g. a similarity matrix into ``ctx.extra``)."""
+
+    def make_optimizer(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimiser of the hash network (default Adam(lr))."""
+        return torch.optim.Adam(params, lr=float(self.lr))
+
+    def training_state(self, ctx: FitContext) -> dict[str, Any]:
+        """Objects the loop trains and checkpoints; must contain ``"net"`` (default: net + optimizer)."""
+        return {"net": self.net_, "optimizer": self.make_optimizer(self.net_.parameters())}
+
+    def batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
+        """The scalar loss of a batch of training items (differentiable)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement batch_loss(ctx, idx)")
+
+    def train_step(self, ctx: FitContext, idx: torch.Tensor) -> float:
+        """One update on a batch; default: zero grads, loss.backward(), optimizer.step()."""
+        opt = ctx.state["optimizer"]
+        opt.zero_grad(set_to_none=True)
+        loss = self.batch_loss(ctx, idx)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def validation_loss(self, ctx: FitContext) -> float:
+        """Mean batch loss over the validation part (fixed order, eval mode, no grad)."""
+        idx = torch.as_tensor(ctx.val_idx)
+        parts = torch.split(idx, max(int(self.batch_size), 2))
+        vals = [float(self.batch_loss(ctx, p)) * len(p) for p in parts]
+        return sum(vals) / len(idx)
+
+    def build_net(self, X: np.ndarray) -> torch.nn.Module:
+        """The hash network for training input X: an MLP head (features track) or a backbone (end-to-end)."""
+        from .nets import end2end_net, feature_net
+
+        if self.track == "features":
+            return feature_net(X, int(self.n_bits), hidden=int(self.hidden), dropout=self.feature_dropout)
+        return end2end_net(self.arch, int(self.n_bits), self.weights)
+
+    def batch_inputs(self, X: Any, idx: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
+        """The network input of items ``idx`` of X: rows of the feature tensor, or preprocessed images."""
+        if isinstance(X, torch.Tensor):
+            return X[torch.as_tensor(idx, device=X.device)]
+        from .nets import preprocess_images
+
+        return preprocess_images(X[np.asarray(idx)]).to(device)
+
+    def validate_input(self, X: Any, *, fitting: bool = False) -> np.ndarray:
+        """Features track: :func:`hashbench.methods.validate_features` as float32; end-to-end: uint8 images."""
+        if self.input == "features":
+            return validate_features(X, self, fitting=fitting).astype(np.float32, copy=False)
+        X = np.asarray(X)
+        if X.ndim == 3:
+            X = X[..., None]
+        if X.ndim != 4 or X.shape[-1] not in (1, 3) or X.dtype != np.uint8:
+            raise InvalidInput(
+                f"{type(self).__name__} (track='end2end') expects uint8 images (n, H, W, C) with C in "
+                f"{{1, 3}}, got {X.dtype} {X.shape}; use track='features' for feature vectors"
+            )
+        if fitting and X.shape[0] < 2:
+            raise InvalidInput(f"{type(self).__name__} needs at least 2 training images, got {X.shape[0]}")
+        return X
+
+    def n_epochs(self) -> int:
+        """The number of epochs a fit runs: ``epochs``, or ``default_epochs[track]`` when it is None."""
+        return int(self.default_epochs[self.track] if self.epochs is None else self.epochs)
+
+    # -- the fit template ------------------------------------------------------------------------
+    @fit_context
+    def fit(self, X: Any, y: Any = None) -> DeepHashMethod:
+        """Train on training items X only (y is ignored: unsupervised). Returns self."""
+        X = self.validate_input(X, fitting=True)
+        device = resolve_device(self.device)
+        seed = int(self.random_state)
+        with seeded(seed, device):
+            generator = torch_generator(seed)
+            net = self.build_net(X).to(device)
+            self.net_ = net
+            train_idx, val_idx = split_validation(len(X), self.validation_fraction, generator)
+            data = torch.from_numpy(np.ascontiguousarray(X)).to(device) if self.track == "features" else X
+            ctx = FitContext(self, data, device, generator, train_idx, val_idx)
+            self.prepare(ctx)
+            ctx.state = self.training_state(ctx)
+            ckpt = None
+            key = ""
+            if self.checkpoint_dir:
+                identity = {"class": type(self).__name__, "version": self.version, **self.get_params(deep=False)}
+                key = config_key(identity, X)
+                ckpt = Path(self.checkpoint_dir) / f"{type(self).__name__.lower()}-{key[:20]}.pt"
+            hist = train_epochs(
+                lambda idx: self.train_step(ctx, idx),
+                train_idx,
+                epochs=self.n_epochs(),
+                batch_size=int(self.batch_size),
+                generator=generator,
+                state=ctx.state,
+                validate=(lambda: self.validation_loss(ctx)) if len(val_idx) else None,
+                patience=self.patience,
+                checkpoint_path=ckpt,
+                checkpoint_every=int(self.checkpoint_every),
+                checkpoint_key=key,
+                verbose=bool(self.verbose),
+                desc=type(self).__name__,
+            )
+        self.net_.eval()
+        self.history_ = hist.as_dict()
+        if self.track == "features":
+            self.n_features_in_ = X.shape[1]
+        else:
+            self.image_shape_ = tuple(X.shape[1:])
+        self.resolved_params_ = dict(ctx.resolved)
+        return self
+
+    def project(self, X: Any) -> np.ndarray:
+        """Pre-activation outputs W body(x) + c (n, n_bits), float32; eval mode, in batches, no grad.
+
+        ``encode`` = project >= 0, the sign of the continuous code (sign(0) = +1).
+        """
+        check_is_fitted(self, "net_")
+        X = self.validate_input(X)
+        net = self.net_
+        net.eval()
+        device = next(net.parameters()).device
+        bs = int(self.encode_batch_size[self.track])
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), bs):
+                chunk = X[start : start + bs]
+                if self.track == "features":
+                    xb = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
+                else:
+                    xb = self.batch_inputs(X, np.arange(start, start + len(chunk)), device)
+                out.append(net.logits(xb).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, int(self.n_bits)), dtype=np.float32)
+        return np.concatenate(out)
