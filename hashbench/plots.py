@@ -16,6 +16,7 @@ metadata, fixed fonts and sizes, so drawing the same records twice gives byte-id
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -24,21 +25,38 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-if "matplotlib.pyplot" not in sys.modules:  # headless: no display needed (pyplot is never imported here)
-    matplotlib.use("Agg")
+from .io import atomic_write_bytes
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
-from .io import atomic_write_bytes  # noqa: E402
+
+@functools.cache
+def _mpl() -> SimpleNamespace:
+    """matplotlib, imported on first use, so the other commands (and ``hashbench --help``) never pay
+    for it. Headless: the Agg backend is selected before pyplot could be imported (it never is here:
+    figures are ``Figure`` objects with an Agg canvas, no global figure state)."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return SimpleNamespace(matplotlib=matplotlib, Figure=Figure, Canvas=FigureCanvasAgg, Line2D=Line2D, Patch=Patch)
+
+
+def _line(*args: Any, **kwargs: Any):
+    return _mpl().Line2D(*args, **kwargs)
+
 
 #: identity columns of a table row (one line in a figure); the seed is what is averaged over.
 SERIES_KEYS = ["dataset", "protocol", "representation", "track", "method", "variant"]
@@ -84,7 +102,7 @@ FIGURE_NAMES = [
     "precision_at_n",
     "cost_train",
     "cost_query",
-    "published_vs_ours_table<N>",
+    "published_vs_ours_<reproduction>_table<N>",
 ]
 
 STYLE: dict[str, Any] = {
@@ -123,7 +141,7 @@ class Drawn:
 
 @contextmanager
 def _style() -> Iterator[None]:
-    with matplotlib.rc_context(STYLE):
+    with _mpl().matplotlib.rc_context(STYLE):
         yield
 
 
@@ -248,8 +266,9 @@ class _Series:
 
 
 def _new_figure() -> Figure:
-    fig = Figure(figsize=(6.0, 4.0))  # resized by _finish, once the legend's size is known
-    FigureCanvasAgg(fig)
+    mpl = _mpl()
+    fig = mpl.Figure(figsize=(6.0, 4.0))  # resized by _finish, once the legend's size is known
+    mpl.Canvas(fig)
     return fig
 
 
@@ -366,8 +385,8 @@ def map_vs_bits(df: pd.DataFrame) -> Drawn | None:
             handles.append(line)
             labels.append(series.label(t, int(g["n"].max())))
         handles += [
-            Line2D([], [], color="#333", marker="|", linestyle="none", markersize=10),
-            Patch(facecolor="#333", alpha=0.22),
+            _line([], [], color="#333", marker="|", linestyle="none", markersize=10),
+            _mpl().Patch(facecolor="#333", alpha=0.22),
         ]
         labels += ["error bar: std over seeds", "shaded bar: tie range\n(map_min – map_max)"]
         ax.set_xscale("log", base=2)
@@ -471,7 +490,7 @@ def pr_curves(
                     )
                 handles.setdefault(
                     series.label(t, int(r["n"])),
-                    Line2D([], [], color=st["color"], linestyle=st["linestyle"], marker=st["marker"]),
+                    _line([], [], color=st["color"], linestyle=st["linestyle"], marker=st["marker"]),
                 )
             ax.set_title(f"{b} bits")
             ax.set_xlim(-0.02, 1.02)
@@ -524,7 +543,7 @@ def precision_at_n(df: pd.DataFrame) -> Drawn | None:
                 err = np.nan_to_num(np.array([r[c + "_std"] for _, c in cols], float))
                 ok = np.isfinite(y)
                 ax.errorbar(np.array(ns)[ok], y[ok], yerr=err[ok], capsize=3, linewidth=1.7, markersize=5, **st)
-                handles.setdefault(series.label(t, int(r["n"])), Line2D([], [], **st))
+                handles.setdefault(series.label(t, int(r["n"])), _line([], [], **st))
             ax.set_xscale("log")
             ax.set_xticks(ns, [f"{n:,}" for n in ns])
             ax.minorticks_off()
@@ -601,7 +620,7 @@ def map_vs_cost(df: pd.DataFrame, kind: str = "cost_train") -> Drawn | None:
                 st = {**series.style(t), "linestyle": "none"}
                 yerr = [_finite_or_zero(r["map_std"])]
                 ax.errorbar([r[column]], [r["map"]], yerr=yerr, capsize=3, markersize=8, **st)
-                handles.setdefault(series.label(t, int(r["n"])), Line2D([], [], **st))
+                handles.setdefault(series.label(t, int(r["n"])), _line([], [], **st))
             _log_x(ax, s[column])
             ax.set_title(f"{b} bits")
             ax.set_xlabel(xlabel)
@@ -660,9 +679,9 @@ def published_vs_ours(
         ax.set_aspect("equal")
         ax.set_xlabel(f"published {metric}")
         ax.set_ylabel(f"ours ({metric}, mean over seeds)")
-        handles = [Line2D([], [], color=method_color(m.lower()), marker="o", linestyle="none") for m in methods]
-        handles += [Line2D([], [], color="#444", marker=markers[b], linestyle="none") for b in lengths]
-        handles.append(Line2D([], [], color="#555", linestyle="--"))
+        handles = [_line([], [], color=method_color(m.lower()), marker="o", linestyle="none") for m in methods]
+        handles += [_line([], [], color="#444", marker=markers[b], linestyle="none") for b in lengths]
+        handles.append(_line([], [], color="#555", linestyle="--"))
         labels = [*methods, *[f"{b} bits" for b in lengths], "ours = published"]
         _finish(
             fig,
@@ -680,21 +699,26 @@ def published_vs_ours(
 
 
 def _paper_tables(folder: Path) -> list[Drawn]:
-    """Ours against published for each ``paper_table<N>.csv`` that ``hashbench paper`` left in a folder."""
+    """Ours against published for each paper table ``hashbench paper`` left in a dataset folder:
+    ``paper/<reproduction>/table<N>.csv`` (and the older ``paper_table<N>.csv``)."""
+    found = [(p, "UHGA paper", p.stem.removeprefix("paper_table"), "") for p in sorted(folder.glob("paper_table*.csv"))]
+    found += [
+        (p, p.parent.name, p.stem.removeprefix("table"), f"{p.parent.name}_")
+        for p in sorted(folder.glob("paper/*/table*.csv"))
+    ]
     out = []
-    for path in sorted(folder.glob("paper_table*.csv")):
+    for path, source, n, prefix in found:
         try:
             t = pd.read_csv(path)
-        except Exception:  # a half-edited table is not a reason to fail the figures
+        except Exception:  # noqa: BLE001 - a half-written table is not a reason to fail the figures
             continue
         if not {"method", "bits", "published", "ours"} <= set(t.columns):
             continue
-        n = path.stem.removeprefix("paper_table")
         d = published_vs_ours(
             t,
-            title=f"{folder.name}: ours against the UHGA paper's Table {n}",
+            title=f"{folder.name}: ours against {source}, Table {n}",
             metric="MAP",
-            name=f"published_vs_ours_table{n}",
+            name=f"published_vs_ours_{prefix}table{n}",
         )
         if d is not None:
             out.append(d)

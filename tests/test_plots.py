@@ -174,8 +174,18 @@ def test_plot_dataset_writes_png_and_svg_and_removes_stale_figures(tmp_path):
     stale.write_bytes(b"old")
     keep = tmp_path / "plots" / "notes.txt"  # not a figure of ours: left alone
     keep.write_text("mine")
+    paper = tmp_path / "paper" / "uhga2020" / "table4.csv"  # as `hashbench paper uhga2020` writes it
+    paper.parent.mkdir(parents=True)
+    paper.write_text("method,bits,published,ours,track\nITQ,16,0.30,0.32,pixels/features\nSH,16,0.20,,\n")
     paths = plots.plot_dataset(tmp_path, df, scores_loader=scores.__getitem__)
-    stems = ("map_vs_bits", "pr_curves", "precision_at_n", "cost_train", "cost_query")
+    stems = (
+        "map_vs_bits",
+        "pr_curves",
+        "precision_at_n",
+        "cost_train",
+        "cost_query",
+        "published_vs_ours_uhga2020_table4",
+    )
     assert sorted(p.name for p in paths) == sorted(f"{n}.{ext}" for n in stems for ext in ("png", "svg"))
     assert not stale.exists() and keep.exists()
     assert (tmp_path / "plots" / "map_vs_bits.png").read_bytes().startswith(b"\x89PNG")
@@ -251,3 +261,13 @@ def test_plot_command_without_records_names_the_fix(tmp_path):
         _cli("plot", "--out", str(tmp_path))
     with pytest.raises(InvalidInput, match="no records under"):
         _cli("plot", "--out", str(tmp_path), "--dataset", "mnist")
+
+
+def test_importing_plots_and_report_leaves_matplotlib_unloaded():
+    """cli.py builds its parser from these modules: `hashbench methods` must not pay for matplotlib."""
+    import subprocess
+    import sys
+
+    code = "import sys, hashbench.plots, hashbench.report; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
