@@ -71,7 +71,8 @@ from typing import Any
 
 import numpy as np
 
-from .closed_forms import closed_forms
+from ..errors import InvalidInput
+from .closed_forms import closed_form_scores
 from .kernels import histograms_numba
 from .torch_backend import histograms_torch
 from .validation import check_args, check_codes, label_keys
@@ -80,9 +81,6 @@ __all__ = ["METRIC_VERSION", "evaluate", "hamming_histograms", "metric_spec", "p
 
 #: version of the metric definitions above; bump it when any number evaluate returns would change
 METRIC_VERSION = 1
-
-#: the per-query arrays a record keeps (see :func:`per_query_scores`)
-PER_QUERY_RECORD_KEYS = ("ap", "ap_index")
 
 
 def metric_spec(
@@ -110,17 +108,22 @@ def metric_spec(
 
 
 def per_query_scores(scores: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The per-query arrays a record stores: ``{"ap", "ap_index"}`` as float32, from ``evaluate(..., per_query=True)``.
+    """The per-query arrays a record stores, from ``evaluate(..., per_query=True)``.
 
-    ``ap`` is the tie-aware AP of each query (AP@K where ``topk`` is set), ``ap_index`` its AP with
-    ties in database-index order, over all queries (a query without relevant items has 0 in both;
-    under ``zero_relevant="skip"`` drop those with ``n_relevant == 0`` before averaging). float32
-    halves the size; their means reproduce ``map`` and ``map_index`` to about 1e-7.
+    ``ap`` (float32) is each query's tie-aware AP (AP@K where ``topk`` is set) and ``ap_index``
+    (float32) its AP with ties in database-index order, over all queries in query order; a query
+    without relevant items has 0 in both. ``n_relevant`` (int32) says which those are, so the
+    ``zero_relevant="skip"`` means (over ``n_relevant > 0``) can be taken from the record too.
+    float32 halves the size; the means reproduce ``map`` and ``map_index`` to about 1e-7.
     """
-    pq = scores.get("per_query")
+    pq = scores.get("per_query") if isinstance(scores, dict) else None
     if pq is None:
-        raise KeyError("scores hold no per-query arrays; call evaluate(..., per_query=True)")
-    return {k: np.asarray(pq[k], dtype=np.float32) for k in PER_QUERY_RECORD_KEYS}
+        raise InvalidInput("these scores hold no per-query arrays; compute them with evaluate(..., per_query=True)")
+    return {
+        "ap": np.asarray(pq["ap"], dtype=np.float32),
+        "ap_index": np.asarray(pq["ap_index"], dtype=np.float32),
+        "n_relevant": np.asarray(pq["n_relevant"], dtype=np.int32),
+    }
 
 
 def hamming_histograms(
@@ -217,7 +220,7 @@ def evaluate(
     ap_max = np.zeros(nq)
     ap_min = np.zeros(nq)
     prec = np.zeros((nq, pa.size))
-    closed_forms(hist_n, hist_r, kk, pa, ap, ap_max, ap_min, prec)
+    closed_form_scores(hist_n, hist_r, kk, pa, ap, ap_max, ap_min, prec)
 
     cum_n = np.cumsum(hist_n, axis=1)
     cum_r = np.cumsum(hist_r, axis=1)
