@@ -121,11 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-perm", type=int, default=10000, help="sign flips for the randomisation test")
     p.set_defaults(func=cmd_compare)
 
+    from .doctor import add_doctor_parser
     from .plots import add_plot_parser
     from .report import add_report_parser
 
     add_plot_parser(sub)
     add_report_parser(sub)
+    add_doctor_parser(sub)
 
     p = sub.add_parser("datasets", help="list datasets and how to get each")
     p.set_defaults(func=cmd_datasets)
