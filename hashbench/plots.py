@@ -291,44 +291,68 @@ def _finish(
     *,
     panel: tuple[float, float] = (3.6, 3.0),
     panel_titles: bool = True,
+    legend: str = "auto",
 ) -> None:
     """Size the figure and place its axes and legend by fixed margins in inches.
 
     The layout is computed, not solved (no constrained/tight layout: those lay the figure out again on
     every save and cost as much as drawing it): margins for tick labels, axis labels and titles at the
-    fixed font sizes of :data:`STYLE`, and a legend column on the right, outside every axes, as wide as
-    its longest label.
+    fixed font sizes of :data:`STYLE`. The legend sits outside every axes: ``"right"``, a column as
+    wide as its longest label; ``"top"``, rows under the title across the panels (for figures of
+    several panels, which would otherwise be too wide to read at report width); ``"auto"``: top when
+    there are several panels in a row.
     """
     grid = fig.axes[0].get_subplotspec().get_gridspec() if fig.axes else None
     rows, cols = (grid.nrows, grid.ncols) if grid is not None else (1, 1)
+    if legend == "auto":
+        legend = "top" if cols > 1 else "right"
     pw, ph = panel
-    title_lines = title.count("\n") + 1
-    longest = max((max(len(line) for line in str(lab).split("\n")) for lab in labels), default=0)
-    legend_w = min(5.0, 0.7 + 0.075 * longest) if labels else 0.2
-    left, bottom, right_gap = 0.8, 0.62, 0.2
-    top = 0.3 + 0.24 * title_lines + (0.3 if panel_titles else 0.0)
+    left, bottom, right_gap = 0.8, 0.62, 0.25
     wgap, hgap = 0.85, 0.62 + (0.3 if panel_titles else 0.0)
-    n_lines = sum(str(lab).count("\n") + 1 for lab in labels)
-    width = left + cols * pw + (cols - 1) * wgap + right_gap + legend_w
-    height = max(top + rows * ph + (rows - 1) * hgap + bottom, top + 0.22 * n_lines + 0.3)
+    plot_w = cols * pw + (cols - 1) * wgap
     plot_h = rows * ph + (rows - 1) * hgap
+    title_h = 0.3 + 0.24 * (title.count("\n") + 1)
+    longest = max((max(len(line) for line in str(lab).split("\n")) for lab in labels), default=0)
+    item_w = 0.75 + 0.075 * longest  # marker, gap and text at the legend's 9.5 pt
+    n_lines = sum(str(lab).count("\n") + 1 for lab in labels)
+    ncol, legend_w, legend_h = 1, 0.0, 0.0
+    if labels and legend == "top":
+        ncol = max(1, min(len(labels), int(plot_w // item_w)))
+        legend_h = 0.25 * math.ceil(len(labels) / ncol) + 0.15
+    elif labels:
+        legend_w = min(5.0, item_w)
+    top = title_h + legend_h + (0.3 if panel_titles else 0.0)
+    width = left + plot_w + right_gap + legend_w
+    height = max(top + plot_h + bottom, title_h + 0.22 * n_lines + 0.3)
     fig.set_size_inches(width, height)
     fig.subplots_adjust(
         left=left / width,
-        right=(width - right_gap - legend_w) / width,
+        right=(left + plot_w) / width,
         top=1 - top / height,
         bottom=(height - top - plot_h) / height,
         wspace=wgap / pw,
         hspace=hgap / ph,
     )
     fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=12, linespacing=1.5)
-    if labels:
+    if not labels:
+        return
+    if legend == "top":
+        fig.legend(
+            handles,
+            labels,
+            loc="upper left",
+            ncol=ncol,
+            borderaxespad=0.0,
+            columnspacing=1.5,
+            bbox_to_anchor=(left / width, 1 - (title_h + 0.05) / height),
+        )
+    else:
         fig.legend(
             handles,
             labels,
             loc="upper left",
             borderaxespad=0.0,
-            bbox_to_anchor=((width - legend_w + 0.2) / width, 1 - top / height),
+            bbox_to_anchor=((left + plot_w + right_gap) / width, 1 - top / height),
         )
 
 
@@ -354,10 +378,11 @@ def map_vs_bits(df: pd.DataFrame) -> Drawn | None:
         fig = _new_figure()
         ax = fig.subplots()
         n_lines = len(series.order)
+        step = min(0.045, 0.25 / max(n_lines - 1, 1))  # log2 units: all lines within ±9% of their length
         handles, labels = [], []
         for i, (t, g) in enumerate(series.groups(s)):
             st = series.style(t)
-            shift = 2 ** (0.045 * (i - (n_lines - 1) / 2))
+            shift = 2 ** (step * (i - (n_lines - 1) / 2))
             x = g["n_bits"].to_numpy(float) * shift
             if {"map_min", "map_max"} <= set(g):
                 ax.vlines(
