@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import faiss
 import pytest
@@ -70,3 +74,51 @@ def test_cli_text_and_json(capsys):
     assert cmd_doctor(args, ["doctor"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("hashbench:") and "summary:" in out and "faiss" in out
+
+
+# -- benchmarks.gpu: what runs without a GPU -------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _gpu_benchmark(tmp_path, *args, timeout=300):
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", *args, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the script measures instead")
+def test_gpu_benchmark_without_a_gpu_says_so_and_exits_0(tmp_path):
+    stdout, data = _gpu_benchmark(tmp_path)
+    assert "no GPU found" in stdout and "python -m benchmarks.gpu" in stdout
+    assert data["gpu"] is None and any("faiss" in line for line in data["doctor"])
+
+
+def test_gpu_benchmark_cpu_half_of_evaluate_and_knn(tmp_path):
+    """--cpu-only compares the numba kernel with the torch backend CUDA uses; the values must agree."""
+    stdout, data = _gpu_benchmark(tmp_path, "--cpu-only", "--quick", "--sections", "evaluate,knn")
+    rows = data["rows"]
+    evals = [r for r in rows if r["section"] == "evaluate"]
+    assert len(evals) == 3 and all(r["check"].startswith("equal") for r in evals), evals
+    assert all(r["cpu"] > 0 and r["other"] > 0 and r["other_device"] == "torch-cpu" for r in evals)
+    assert len([r for r in rows if r["section"] == "knn"]) == 4
+    assert "| benchmark | size | CPU |" in stdout  # the Markdown table
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_cpu_only_quick_every_section(tmp_path):
+    _, data = _gpu_benchmark(tmp_path, "--cpu-only", "--quick", timeout=600)
+    by_section = {r["section"]: r for r in data["rows"]}
+    assert set(by_section) == {"evaluate", "knn", "cnn", "train"}
+    assert not any(r["note"].startswith(("failed", "skipped")) for r in data["rows"]), data["rows"]
+    trains = [r for r in data["rows"] if r["section"] == "train"]
+    assert [r["what"] for r in trains] == ["end-to-end fit, ssdh", "end-to-end fit, uhga+ga"]
+    assert all(r["cpu"] and r["cpu"] > 0 for r in trains), trains
+    assert by_section["cnn"]["cpu"] and by_section["cnn"]["cpu"] > 0, by_section["cnn"]
