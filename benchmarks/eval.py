@@ -38,7 +38,7 @@ import numpy as np
 
 from hashbench.bits import pack, pack_words
 from hashbench.metrics import evaluate
-from hashbench.metrics.closed_forms import closed_forms
+from hashbench.metrics.closed_forms import closed_form_scores
 from hashbench.metrics.validation import label_keys
 from hashbench.search import knn, knn_bruteforce
 
@@ -200,7 +200,7 @@ def metric_case(name, nq, nd, n_bits, n_classes, multi, topk, loop_queries, seed
 
     (hn, hr), nwall, ncpu, nmem = measure(numpy_histograms, qc, dc, ql, dl)
     ap = np.zeros(nq)
-    closed_forms(hn, hr, min(k, nd), np.zeros(0, np.int64), ap, np.zeros(nq), np.zeros(nq), np.zeros((nq, 0)))
+    closed_form_scores(hn, hr, min(k, nd), np.zeros(0, np.int64), ap, np.zeros(nq), np.zeros(nq), np.zeros((nq, 0)))
     numpy_same = bool(np.allclose(ap, pq["ap"], rtol=0, atol=1e-12))
 
     return {

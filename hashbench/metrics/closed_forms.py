@@ -14,7 +14,7 @@ import math
 
 from .jit import CACHE, njit, prange
 
-__all__ = ["closed_forms"]
+__all__ = ["closed_form_scores"]
 
 
 @njit(cache=CACHE)
@@ -166,7 +166,7 @@ def _cut_group(o, n, r, r0, m, s_exp, s_max, s_min):
 
 
 @njit(parallel=True, cache=CACHE, nogil=True)
-def closed_forms(hist_n, hist_r, topk, precision_at, ap, ap_max, ap_min, prec):
+def closed_form_scores(hist_n, hist_r, topk, precision_at, ap, ap_max, ap_min, prec):
     """Tie-aware AP@topk, its extremes over tie orders, and expected precision@N, from histograms."""
     nq, n_bins = hist_n.shape
     n_prec = precision_at.shape[0]
