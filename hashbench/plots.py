@@ -855,9 +855,10 @@ def dataset_folders(root: str | Path, dataset: str | None = None) -> list[Path]:
     return folders
 
 
-def add_plot_parser(subparsers) -> None:
-    """The ``hashbench plot`` subcommand (the lead's cli.py calls this from build_parser)."""
-    p = subparsers.add_parser("plot", help="draw figures (PNG and SVG) from the records under --out")
+def add_plot_parser(subparsers, **parser_kwargs: Any) -> None:
+    """Add the ``hashbench plot`` subcommand to cli.py's subparsers (``parser_kwargs``: e.g. its
+    ``formatter_class``)."""
+    p = subparsers.add_parser("plot", help="draw figures (PNG and SVG) from the records under --out", **parser_kwargs)
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", help="only this dataset's folder (default: every folder with records)")
     p.set_defaults(func=cmd_plot)

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -437,12 +438,14 @@ def build_report(
     return atomic_write_text(out / REPORT_NAME, text)
 
 
-def add_report_parser(subparsers) -> None:
-    """The ``hashbench report`` subcommand (the lead's cli.py calls this from build_parser)."""
+def add_report_parser(subparsers, **parser_kwargs: Any) -> None:
+    """Add the ``hashbench report`` subcommand to cli.py's subparsers (``parser_kwargs``: e.g. its
+    ``formatter_class``)."""
     p = subparsers.add_parser(
         "report",
-        help="write one self-contained HTML report (DIR/report.html) of the "
-        "records under --out: tables, figures, protocol, provenance",
+        help="write one self-contained HTML report (DIR/report.html) of the records under --out: tables, "
+        "figures, protocol, provenance",
+        **parser_kwargs,
     )
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote; report.html goes there")
     p.add_argument("--dataset", help="only this dataset's folder (default: every folder with records)")

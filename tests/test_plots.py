@@ -232,18 +232,26 @@ def digits_run(tmp_path_factory) -> Path:
 
 
 def _cli(*argv: str) -> int:
-    """``hashbench plot ...`` through this module's own subparser (as cli.py wires it)."""
+    """``hashbench plot ...`` through this module's own subparser (errors raise, as cli.main would print them)."""
     parser = argparse.ArgumentParser(prog="hashbench")
     plots.add_plot_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args, list(argv))
 
 
+def _command(*argv: str) -> int:
+    """The user's path: ``hashbench.cli.main`` once cli.py wires ``plot``, else :func:`_cli`."""
+    from hashbench.cli import build_parser, main
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return main(list(argv)) if argv[0] in sub.choices else _cli(*argv)
+
+
 def test_plot_command_on_real_records(digits_run, capsys):
     """`hashbench plot --out D` draws from records only: the MAP line of itq is the frame's mean."""
     from hashbench.tables import load_frame, select
 
-    assert _cli("plot", "--out", str(digits_run), "--dataset", "digits") == 0
+    assert _command("plot", "--out", str(digits_run), "--dataset", "digits") == 0
     folder = digits_run / "digits"
     assert (folder / "plots" / "map_vs_bits.svg").is_file() and (folder / "plots" / "pr_curves.png").is_file()
     assert "wrote 10 files" in capsys.readouterr().out
