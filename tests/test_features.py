@@ -259,3 +259,82 @@ def test_weights_file_is_loaded_and_keys_the_cache(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not torch")
     with pytest.raises(InvalidInput, match="bad.pth"):
         compute_features(ds, "cnn:alexnet", weights=tmp_path / "bad.pth", cache_dir=False)
+
+
+# ---------------------------------------------------------------------------------------- resumable chunks, refresh
+def test_killed_extraction_keeps_its_chunks_and_a_rerun_computes_only_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(features_mod, "CHUNK_ROWS", 4)
+    ds = _tiny_dataset(n=10)  # chunks of rows 0-4, 4-8, 8-10
+    real = features_mod._compute
+    seen: list[int] = []
+
+    def dies_on_third_chunk(dataset, idx, *a, **k):
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # the user kills the run
+        seen.append(len(idx))
+        return real(dataset, idx, *a, **k)
+
+    monkeypatch.setattr(features_mod, "_compute", dies_on_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        compute_features(ds, "gist", cache_dir=tmp_path)
+    parts = list((tmp_path / "features").glob("*.parts"))
+    assert len(parts) == 1
+    assert sorted(p.name for p in parts[0].glob("rows-*.npy")) == [
+        "rows-000000000-000000004.npy",
+        "rows-000000004-000000008.npy",
+    ]
+    assert not list((tmp_path / "features").glob("*.npy"))  # no final entry yet
+
+    seen.clear()
+    monkeypatch.setattr(
+        features_mod, "_compute", lambda dataset, idx, *a, **k: seen.append(len(idx)) or real(dataset, idx, *a, **k)
+    )
+    X = compute_features(ds, "gist", cache_dir=tmp_path, progress=True)
+    assert seen == [2]  # only the missing rows 8-10
+    np.testing.assert_allclose(X, gist(ds.images.array), rtol=1e-6)
+    assert not parts[0].exists()  # assembled into the entry, chunks removed
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 1
+
+
+def test_chunks_belong_to_their_key(tmp_path, monkeypatch):
+    monkeypatch.setattr(features_mod, "CHUNK_ROWS", 4)
+    ds = _tiny_dataset(n=10)
+    other = Dataset("tiny", ds.labels, images=ArrayImages(255 - ds.images.array), checksum="tiny-v2")
+    real = features_mod._compute
+    calls = []
+
+    def dies_after_one(dataset, idx, *a, **k):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(dataset, idx, *a, **k)
+
+    monkeypatch.setattr(features_mod, "_compute", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        compute_features(ds, "gist", cache_dir=tmp_path)
+    monkeypatch.setattr(features_mod, "_compute", real)
+    # another checksum: none of the first dataset's chunks are used
+    np.testing.assert_allclose(compute_features(other, "gist", cache_dir=tmp_path), gist(other.images.array), rtol=1e-6)
+
+
+def test_refresh_ignores_and_overwrites_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(features_mod, "CHUNK_ROWS", 4)
+    ds = _tiny_dataset(n=6)
+    first = compute_features(ds, "gist", cache_dir=tmp_path)
+    real = features_mod._compute
+    monkeypatch.setattr(features_mod, "_compute", lambda *a, **k: real(*a, **k) + 1.0)  # a changed extractor
+    np.testing.assert_array_equal(compute_features(ds, "gist", cache_dir=tmp_path), first)  # cached: unchanged
+    again = compute_features(ds, "gist", cache_dir=tmp_path, refresh=True)
+    np.testing.assert_allclose(again, first + 1.0, rtol=1e-6)
+    monkeypatch.setattr(features_mod, "_compute", lambda *a, **k: pytest.fail("recomputed despite the cache"))
+    np.testing.assert_array_equal(compute_features(ds, "gist", cache_dir=tmp_path), again)  # overwritten
+    # rows asked for alone are refreshed too
+    monkeypatch.setattr(features_mod, "_compute", lambda *a, **k: real(*a, **k) + 2.0)
+    sub = compute_features(ds, "gist", indices=[1, 3], cache_dir=tmp_path, refresh=True)
+    np.testing.assert_allclose(sub, first[[1, 3]] + 2.0, rtol=1e-6)
+
+
+def test_progress_bar_counts_images(tmp_path, capsys):
+    compute_features(_tiny_dataset(n=5), "gist", cache_dir=tmp_path, progress=True, batch_size=2)
+    err = capsys.readouterr().err
+    assert "5/5" in err and "img" in err

@@ -1,0 +1,186 @@
+"""CNN feature extraction throughput: plain eager inference beside the faster settings, in one run.
+
+    python -m benchmarks.cnn [--root DIR] [--n N] [--rounds R] [--arch efficientnet-lite0]
+                             [--batch-sizes 16,32,64] [--threads 1,2] [--sizes 224,160] [--compile] [--bf16]
+
+Every variant processes the same N CIFAR-10 images end to end, as ``compute_features`` does: take
+the decoded uint8 32 x 32 images from the dataset object, resize the batch to the network's size in
+torch (``F.interpolate`` bicubic, no antialias when enlarging), normalise, run the network, return
+numpy features. Variants run interleaved in R rounds (so that load from other processes on a
+shared machine hits all of them alike); the median rate per variant is reported with its ratio to
+plain eager and its largest relative deviation from plain eager's features
+(max |f - f_eager| / max |f_eager|). The JPEG decode rate (done once per dataset, then cached) is
+measured on the same N files and printed separately.
+
+Variants:
+
+- ``eager``: the plain baseline, contiguous NCHW under ``torch.no_grad``, batch 64;
+- ``eager+channels_last``: channels_last memory format and ``torch.inference_mode``;
+- ``onnxruntime bB tT``: hashbench's default CPU backend (the exported graph on ONNX Runtime), at
+  each batch size B and thread count T asked for;
+- ``--sizes``: the default backend at other image sizes (``cnn:NAME@SIZE``), features not comparable;
+- ``--compile``: ``torch.compile`` (inductor, freezing) on the channels_last model (minutes to compile);
+- ``--bf16``: channels_last under bfloat16 autocast (slow without native bf16 instructions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _find_root() -> Path:
+    for cand in (Path("/work/data/cifar10"),):
+        if (cand / "train").is_dir():
+            return cand
+    from .gist import unpacked_root
+
+    return unpacked_root()
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, default=None, help="an unpacked CIFAR-10 JPEG copy (train/, test/)")
+    p.add_argument("--n", type=int, default=192, help="images per variant and round (default 192)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--arch", default="efficientnet-lite0")
+    p.add_argument("--batch-sizes", default="16,32,64", help="batch sizes of the onnxruntime variant")
+    p.add_argument("--threads", default="2", help="thread counts of the onnxruntime variant (default 2)")
+    p.add_argument("--sizes", default="", help="extra image sizes for the default backend, e.g. 160,192")
+    p.add_argument("--compile", action="store_true", help="add torch.compile (minutes of compilation)")
+    p.add_argument("--bf16", action="store_true", help="add bfloat16 autocast")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from hashbench.datasets import load_dataset
+    from hashbench.datasets.imagefolder import decode_image
+    from hashbench.features.cnn import (
+        CNNExtractor,
+        backbone,
+        export_onnx,
+        onnx_session,
+        parse_cnn,
+        preprocess,
+        preprocessing_for,
+    )
+
+    root = args.root or _find_root()
+    ds = load_dataset("cifar10", data_root=str(root))
+    idx = np.arange(min(args.n, len(ds)))
+    spec = parse_cnn(args.arch)
+    prep = preprocessing_for(spec)
+    n_threads = torch.get_num_threads()
+
+    # JPEG decode (once per dataset in practice: load_dataset caches the decoded array)
+    paths = sorted((root / "train" / "airplane").iterdir())[: len(idx)]
+    t = time.perf_counter()
+    for path in paths:
+        decode_image(path)
+    decode_rate = len(paths) / (time.perf_counter() - t)
+
+    net = backbone(spec, "imagenet")
+    variants: dict[str, tuple] = {}  # name -> (fn(images) -> features, batch size, comparable)
+
+    def eager(images):
+        with torch.no_grad():
+            return net(preprocess(images, prep)).numpy()
+
+    variants["eager (contiguous, no_grad)"] = (eager, 64, True)
+    net_cl = backbone(spec, "imagenet").to(memory_format=torch.channels_last)
+
+    def eager_cl(images):
+        with torch.inference_mode():
+            return net_cl(preprocess(images, prep, channels_last=True)).numpy()
+
+    variants["eager + channels_last + inference_mode"] = (eager_cl, 32, True)
+    model_bytes = export_onnx(net, spec.image_size)
+    for threads in _ints(args.threads):
+        sess = onnx_session(model_bytes, threads=threads)
+        for bs in _ints(args.batch_sizes):
+
+            def ort_fn(images, sess=sess):
+                return sess.run(None, {"x": preprocess(images, prep).numpy()})[0]
+
+            variants[f"onnxruntime b{bs} t{threads}"] = (ort_fn, bs, True)
+    for size in _ints(args.sizes):
+        ext = CNNExtractor(f"{spec.arch}@{size}", "imagenet")
+        variants[f"default backend ({ext.backend}) @{size}"] = (ext, 32, False)
+    if args.compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        compiled = torch.compile(backbone(spec, "imagenet").to(memory_format=torch.channels_last), dynamic=False)
+        t = time.perf_counter()
+        with torch.no_grad():
+            compiled(preprocess(ds.images.load(idx[:32]), prep, channels_last=True))
+        print(f"torch.compile: first call (compilation) {time.perf_counter() - t:.0f} s")
+
+        def compiled_fn(images):
+            with torch.no_grad():
+                return compiled(preprocess(images, prep, channels_last=True)).numpy()
+
+        variants["torch.compile (inductor, freezing) channels_last"] = (compiled_fn, 32, True)
+    if args.bf16:
+
+        def bf16_fn(images):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return net_cl(preprocess(images, prep, channels_last=True)).float().numpy()
+
+        variants["bf16 autocast channels_last"] = (bf16_fn, 32, True)
+
+    def run(fn, bs):
+        parts = []
+        for s in range(0, len(idx), bs):
+            parts.append(np.asarray(fn(np.ascontiguousarray(ds.images.load(idx[s : s + bs]))), dtype=np.float32))
+        return np.concatenate(parts)
+
+    rates: dict[str, list[float]] = {k: [] for k in variants}
+    outputs: dict[str, np.ndarray] = {}
+    for fn, bs, _ in variants.values():  # warm-up: first-call allocations, kernel selection
+        fn(np.ascontiguousarray(ds.images.load(idx[: min(bs, len(idx))])))
+    for r in range(args.rounds):
+        for name, (fn, bs, _) in variants.items():
+            t = time.perf_counter()
+            out = run(fn, bs)
+            rates[name].append(len(idx) / (time.perf_counter() - t))
+            outputs.setdefault(name, out)
+        print(f"round {r + 1}/{args.rounds} done, load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    base_name = next(iter(variants))
+    base_rate = statistics.median(rates[base_name])
+    ref = outputs[base_name]
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, torch threads "
+        f"{n_threads}, torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} at the end (shared machine)"
+    )
+    print(f"cnn:{spec.name}: {len(idx)} CIFAR-10 images x {args.rounds} rounds, 32 px -> {spec.image_size} px")
+    print(f"JPEG decode (PIL, once per dataset, then cached): {decode_rate:.0f} images/s")
+    print(f"{'variant':52s} {'images/s':>9s} {'vs eager':>9s} {'max rel err':>12s}   rounds")
+    for name, (_, bs, comparable) in variants.items():
+        med = statistics.median(rates[name])
+        err = float(np.abs(outputs[name] - ref).max() / np.abs(ref).max()) if comparable else float("nan")
+        err_text = f"{err:12.1e}" if comparable else f"{'(other size)':>12s}"
+        each = ", ".join(f"{v:.1f}" for v in rates[name])
+        print(f"{name + f' [batch {bs}]':52s} {med:9.1f} {med / base_rate:8.2f}x {err_text}   {each}")
+    best = max(variants, key=lambda k: statistics.median(rates[k]) if variants[k][2] else 0.0)
+    best_rate = statistics.median(rates[best])
+    print(
+        f"\nbest at {spec.image_size} px: {best} at {best_rate:.1f} images/s: 60,000 images in "
+        f"{60000 / best_rate / 60:.1f} min (plain eager: {60000 / base_rate / 60:.1f} min)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

