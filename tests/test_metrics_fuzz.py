@@ -37,7 +37,7 @@ QUICK = settings(
     database=None,  # no .hypothesis folder in the working tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-THOROUGH = settings(QUICK, max_examples=1500, derandomize=False)
+THOROUGH = settings(QUICK, max_examples=800, derandomize=False)
 
 
 # ----------------------------------------------------------------------------------------------
