@@ -26,13 +26,8 @@ import numpy as np
 
 from . import records as rec
 from .errors import InvalidInput, UnknownName, check_n_bits
-from .methods import get_method, resolve_methods
+from .methods import RUNTIME_PARAMS, get_method, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
-
-try:  # INTEGRATION: methods.RUNTIME_PARAMS lands with the methods refactor
-    from .methods import RUNTIME_PARAMS
-except ImportError:  # pragma: no cover
-    RUNTIME_PARAMS = frozenset({"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs"})
 
 #: the default representation of each dataset for methods that take vectors (README says why).
 DEFAULT_REPRESENTATION = {"digits": "pixels", "mnist": "pixels", "synthetic": "pixels",
@@ -292,11 +287,9 @@ def dataset_dirname(name: str) -> str:
 
 def representation_id(representation: str) -> dict[str, Any]:
     """A representation's name and version (bumped when its output changes), for the record key."""
-    from . import features
+    from .features import representation_version
 
-    fn = getattr(features, "representation_version", None)  # INTEGRATION
-    version = fn(representation) if fn else features._VERSIONS.get(representation, 1)
-    return {"name": representation, "version": version}
+    return {"name": representation, "version": representation_version(representation)}
 
 
 # -- the plan ------------------------------------------------------------------------------------

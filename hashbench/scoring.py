@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from .digests import canonical_json, json_digest
-from .errors import InvalidInput
 from .io import atomic_write_bytes
 from .records import CorruptRecord, read_record
 
@@ -36,16 +35,10 @@ SCORES_DIR = "scores"
 
 def metric_spec(topk: int | None = None, precision_at: Iterable[int] = PRECISION_AT,
                 zero_relevant: str = "count") -> dict[str, Any]:
-    """Everything a record's scores depend on besides its codes and labels."""
-    from .metrics import METRIC_VERSION
+    """Everything a record's scores depend on besides its codes and labels (:func:`hashbench.metrics.metric_spec`)."""
+    from . import metrics
 
-    if topk is not None and (isinstance(topk, bool) or int(topk) != topk or topk < 1):
-        raise InvalidInput(f"cut-off {topk!r} must be a positive integer (MAP@K), or none for the whole database")
-    pa = sorted({int(n) for n in precision_at})
-    if not pa or pa[0] < 1:
-        raise InvalidInput(f"precision@N needs positive N, got {list(precision_at)}")
-    return {"metric_version": METRIC_VERSION, "topk": None if topk is None else int(topk), "precision_at": pa,
-            "zero_relevant": zero_relevant}
+    return metrics.metric_spec(topk, precision_at=tuple(precision_at), zero_relevant=zero_relevant)
 
 
 def spec_digest(spec: dict[str, Any]) -> str:
@@ -80,15 +73,14 @@ def _jsonable(scores: dict[str, Any]) -> dict[str, Any]:
 
 def compute_scores(record_path: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
     """The metrics of a stored record under ``spec`` (not cached): scalars, ``pr`` and ``per_query``."""
-    from .metrics import evaluate
+    from .metrics import evaluate, per_query_scores
 
     rec = read_record(record_path)
     nd = len(rec.arrays["db_codes"])
     pa = [n for n in spec["precision_at"] if n <= nd] or [min(spec["precision_at"][0], nd)]
     scores = evaluate(rec.query_codes, rec.db_codes, rec.query_labels, rec.db_labels, topk=spec["topk"],
                       precision_at=pa, zero_relevant=spec["zero_relevant"], per_query=True)
-    pq = scores["per_query"]
-    scores["per_query"] = {"ap": np.asarray(pq["ap"], np.float32), "ap_index": np.asarray(pq["ap_index"], np.float32)}
+    scores["per_query"] = per_query_scores(scores)
     return scores
 
 

@@ -120,25 +120,19 @@ def select(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def method_rank(methods: pd.Series) -> pd.Series:
-    """Display order: the registry's (``hashbench methods``), then any other name alphabetically."""
-    from .methods import list_methods
-
-    order_ = {m: i for i, m in enumerate(display_order(list_methods()))}
-    return methods.map(lambda m: order_.get(m, len(order_)))
-
-
-def display_order(names: list[str]) -> list[str]:
-    """Registered methods in a stable, readable order: each method's own ``display_rank`` if it has one,
-    else alphabetical."""
+    """Display order from the registry: each method class's ``display_rank`` (hashbench's own methods
+    declare the UHGA paper's comparison order, LSH first), then the name."""
     from .methods import get_method
 
-    def rank(n: str) -> tuple:
+    def rank(name: str) -> tuple[int, str]:
         try:
-            return (getattr(get_method(n), "display_rank", 1000), n)
-        except Exception:  # noqa: BLE001 - a broken third-party entry point sorts last
-            return (10**6, n)
+            return (int(getattr(get_method(name), "display_rank", 1000)), name)
+        except Exception:  # noqa: BLE001 - an unknown or broken method sorts last
+            return (10**6, name)
 
-    return sorted(names, key=rank)
+    ranks = {m: rank(m) for m in methods.unique()}
+    ordered = {m: i for i, m in enumerate(sorted(ranks, key=ranks.get))}
+    return methods.map(ordered)
 
 
 def order(df: pd.DataFrame) -> pd.DataFrame:

@@ -30,8 +30,9 @@ Items at one distance form a tie group. No ranking is ever sorted:
   ``topk`` the two orders are not always the extremes (putting a relevant item of the cut group
   inside the top K can lower AP@K, because it adds a low precision to the mean), so hashbench takes
   the exact extremes: relevant-first (last) in every group and, in the cut group, the number j of
-  relevant items kept in the top K that maximises (minimises) AP@K. Departure from METRICS.md's
-  wording ("relevant last / first"), made so that ``map_min <= map <= map_max`` always holds.
+  relevant items kept in the top K that maximises (minimises) AP@K, so that ``map_min <= map <=
+  map_max`` always holds: a departure from the earlier specification, recorded in docs/METRICS.md
+  section 6.
 
 Conventions: relevance = sharing at least one label (1-D labels: equal class). A query with no
 relevant item in the database has AP = 0 and counts in the means (``zero_relevant="count"``) or is
