@@ -85,6 +85,12 @@ def _version(rep: str) -> int:
     return _VERSIONS[rep]
 
 
+def representation_version(rep: str) -> int:
+    """The version of a representation's output (part of record and cache keys); 1 for ``pixels`` and
+    ``features``, which have no code of their own to change."""
+    return _version(rep) if _cached(rep) else 1
+
+
 def _cached(rep: str) -> bool:
     return rep == "gist" or rep.startswith("cnn:")
 
