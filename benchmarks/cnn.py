@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="", help="extra image sizes for the default backend, e.g. 160,192")
     p.add_argument("--compile", action="store_true", help="add torch.compile (minutes of compilation)")
     p.add_argument("--bf16", action="store_true", help="add bfloat16 autocast")
+    p.add_argument("--spinning", action="store_true", help="also onnxruntime with thread spinning off")
     args = p.parse_args(argv)
 
     import torch
@@ -106,13 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     variants["eager + channels_last + inference_mode"] = (eager_cl, 32, True)
     model_bytes = export_onnx(net, spec.image_size)
     for threads in _ints(args.threads):
-        sess = onnx_session(model_bytes, threads=threads)
-        for bs in _ints(args.batch_sizes):
+        for spinning in (True, False) if args.spinning else (True,):
+            sess = onnx_session(model_bytes, threads=threads, spinning=spinning)
+            for bs in _ints(args.batch_sizes):
 
-            def ort_fn(images, sess=sess):
-                return sess.run(None, {"x": preprocess(images, prep).numpy()})[0]
+                def ort_fn(images, sess=sess):
+                    return sess.run(None, {"x": preprocess(images, prep).numpy()})[0]
 
-            variants[f"onnxruntime b{bs} t{threads}"] = (ort_fn, bs, True)
+                spin = "" if spinning else " no-spin"
+                variants[f"onnxruntime b{bs} t{threads}{spin}"] = (ort_fn, bs, True)
     for size in _ints(args.sizes):
         ext = CNNExtractor(f"{spec.arch}@{size}", "imagenet")
         variants[f"default backend ({ext.backend}) @{size}"] = (ext, 32, False)
@@ -146,14 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         return np.concatenate(parts)
 
     rates: dict[str, list[float]] = {k: [] for k in variants}
+    cpu_rates: dict[str, list[float]] = {k: [] for k in variants}  # images per CPU-second of this process
     outputs: dict[str, np.ndarray] = {}
     for fn, bs, _ in variants.values():  # warm-up: first-call allocations, kernel selection
         fn(np.ascontiguousarray(ds.images.load(idx[: min(bs, len(idx))])))
     for r in range(args.rounds):
         for name, (fn, bs, _) in variants.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             out = run(fn, bs)
             rates[name].append(len(idx) / (time.perf_counter() - t))
+            cpu_rates[name].append(len(idx) / (time.process_time() - c))
             outputs.setdefault(name, out)
         print(f"round {r + 1}/{args.rounds} done, load average {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -166,18 +171,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"cnn:{spec.name}: {len(idx)} CIFAR-10 images x {args.rounds} rounds, 32 px -> {spec.image_size} px")
     print(f"JPEG decode (PIL, once per dataset, then cached): {decode_rate:.0f} images/s")
-    print(f"{'variant':52s} {'images/s':>9s} {'vs eager':>9s} {'max rel err':>12s}   rounds")
+    cores = os.cpu_count() or 1
+    print(
+        "images/s: wall clock, median over rounds; img/CPU-s: images per CPU-second of this process (all its "
+        f"threads), x {cores} cores = the rate on an otherwise idle machine if the threads scale"
+    )
+    print(f"{'variant':52s} {'images/s':>9s} {'vs eager':>9s} {'img/CPU-s':>10s} {'max rel err':>12s}   rounds")
     for name, (_, bs, comparable) in variants.items():
         med = statistics.median(rates[name])
+        per_cpu = statistics.median(cpu_rates[name])
         err = float(np.abs(outputs[name] - ref).max() / np.abs(ref).max()) if comparable else float("nan")
         err_text = f"{err:12.1e}" if comparable else f"{'(other size)':>12s}"
         each = ", ".join(f"{v:.1f}" for v in rates[name])
-        print(f"{name + f' [batch {bs}]':52s} {med:9.1f} {med / base_rate:8.2f}x {err_text}   {each}")
+        print(f"{name + f' [batch {bs}]':52s} {med:9.1f} {med / base_rate:8.2f}x {per_cpu:10.1f} {err_text}   {each}")
     best = max(variants, key=lambda k: statistics.median(rates[k]) if variants[k][2] else 0.0)
     best_rate = statistics.median(rates[best])
     print(
         f"\nbest at {spec.image_size} px: {best} at {best_rate:.1f} images/s: 60,000 images in "
-        f"{60000 / best_rate / 60:.1f} min (plain eager: {60000 / base_rate / 60:.1f} min)"
+        f"{60000 / best_rate / 60:.1f} min (plain eager: {60000 / base_rate / 60:.1f} min); "
+        f"{statistics.median(cpu_rates[best]):.1f} images per CPU-second"
     )
     return 0
 

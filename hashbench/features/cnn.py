@@ -22,9 +22,11 @@ Every image is centre-cropped to a square (a no-op for CIFAR-10's 32 x 32), resi
 whole batch (``F.interpolate``; antialiased when shrinking, not when enlarging; bicubic results
 clamped to [0, 255] as an 8-bit resize would), grey images replicated to three channels.
 
-Inference runs on ONNX Runtime where it is installed and the device is the CPU (measured about 3x
-faster than torch eager with channels_last on a 2-core machine, see ``benchmarks/cnn.py``; features
-agree to ~1e-6 relative), else torch eager with channels_last under ``inference_mode``.
+Inference runs on ONNX Runtime where it is installed and the device is the CPU (on a 2-core machine
+about 3x the images per CPU-second of torch eager with channels_last and 5x plain eager, see
+``benchmarks/cnn.py``; features agree to ~3e-6 relative), with batches of 32, the process's torch
+thread count and idle workers sleeping rather than spinning; else torch eager with channels_last
+under ``inference_mode``.
 ``$HASHBENCH_CNN_BACKEND`` (``auto`` | ``onnxruntime`` | ``torch``) overrides. The exported ONNX
 graph is cached under the cache folder (``onnx/``), keyed on the architecture, image size, weights
 digest and the torch / onnx versions.
@@ -579,8 +581,11 @@ def export_onnx(net, image_size: int, dest=None) -> bytes | None:
     return buf.getvalue() if dest is None else None
 
 
-def onnx_session(model_bytes_or_path, threads: int | None = None):
-    """An ONNX Runtime CPU session: all graph optimisations, ``threads`` intra-op threads (default torch's)."""
+def onnx_session(model_bytes_or_path, threads: int | None = None, spinning: bool = True):
+    """An ONNX Runtime CPU session: all graph optimisations, ``threads`` intra-op threads (default torch's).
+
+    ``spinning=False`` makes idle worker threads sleep instead of busy-waiting for the next operator.
+    """
     import onnxruntime as ort
     import torch
 
@@ -590,6 +595,8 @@ def onnx_session(model_bytes_or_path, threads: int | None = None):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     model = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
@@ -652,7 +659,7 @@ class CNNExtractor:
         self.session = None
         if self.backend == "onnxruntime":
             model = _onnx_model(net, self.spec, wid, None if cache_dir is None else Path(cache_dir))
-            self.session = onnx_session(model)
+            self.session = onnx_session(model, spinning=False)  # sleeping workers: faster on a shared machine
             self.net = None
         else:
             self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
