@@ -21,6 +21,9 @@ Variants:
 - ``--sizes``: the default backend at other image sizes (``cnn:NAME@SIZE``), features not comparable;
 - ``--compile``: ``torch.compile`` (inductor, freezing) on the channels_last model (minutes to compile);
 - ``--bf16``: channels_last under bfloat16 autocast (slow without native bf16 instructions).
+
+``--train-sizes 224,96`` also times end-to-end training steps of ``hashbench.nets.end2end_net``
+(preprocess, forward, backward, SGD step) at those image sizes, contiguous and channels_last.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="add torch.compile (minutes of compilation)")
     p.add_argument("--bf16", action="store_true", help="add bfloat16 autocast")
     p.add_argument("--spinning", action="store_true", help="also onnxruntime with thread spinning off")
+    p.add_argument("--train-sizes", default="", help="also time end-to-end training steps at these sizes, e.g. 224,96")
+    p.add_argument("--train-batch", type=int, default=32, help="batch of the training steps (default 32)")
     args = p.parse_args(argv)
 
     import torch
@@ -191,7 +196,54 @@ def main(argv: list[str] | None = None) -> int:
         f"{60000 / best_rate / 60:.1f} min (plain eager: {60000 / base_rate / 60:.1f} min); "
         f"{statistics.median(cpu_rates[best]):.1f} images per CPU-second"
     )
+    if args.train_sizes:
+        train_rates(ds, spec, _ints(args.train_sizes), args.train_batch)
     return 0
+
+
+def _train_step(net, opt, images: np.ndarray, size: int, arch: str, channels_last: bool) -> None:
+    import torch
+
+    from hashbench.nets import preprocess_images
+
+    x = preprocess_images(images, size=size, arch=arch)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    loss = net(x).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def train_rates(ds, spec, sizes: list[int], batch: int, steps: int = 3) -> None:
+    """Images/s of end-to-end training steps (preprocess, forward, backward, SGD) of ``end2end_net``."""
+    import torch
+
+    from hashbench.nets import end2end_net
+
+    if spec.family == "timm":
+        print(f"no end-to-end net for cnn:{spec.name}")
+        return
+    arch = spec.arch
+    print(f"\nend-to-end training steps of end2end_net({arch!r}, 32), batch {batch}, {steps} timed steps each:")
+    images = np.ascontiguousarray(ds.images.load(np.arange(batch)))
+    for channels_last in (False, True):
+        net = end2end_net(arch, 32, weights="imagenet").train()
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+        for size in sizes:
+            _train_step(net, opt, images, size, arch, channels_last)  # warm-up
+            t, c = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                _train_step(net, opt, images, size, arch, channels_last)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            layout = "channels_last" if channels_last else "contiguous"
+            print(
+                f"  {size:4d} px {layout:13s}: {steps * batch / wall:6.1f} images/s, "
+                f"{steps * batch / cpu:6.1f} images per CPU-second (load average {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -251,3 +251,20 @@ def test_end2end_alexnet_still_builds_and_unknown_arch_fails():
     assert tuple(h.shape) == (1, 4)
     with pytest.raises(InvalidInput, match="efficientnet-lite0"):
         end2end_net("resnet", 4)
+
+
+def test_onnx_failure_falls_back_to_torch_unless_onnxruntime_was_asked_for(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+
+    def broken(*a, **k):
+        raise RuntimeError("exporter removed")
+
+    monkeypatch.setattr(cnn, "export_onnx", broken)
+    monkeypatch.delenv("HASHBENCH_CNN_BACKEND", raising=False)
+    with pytest.warns(UserWarning, match="exporter removed"):
+        ext = cnn.CNNExtractor("efficientnet-lite0@32", weights=None)
+    assert ext.backend == "torch"
+    assert ext(np.zeros((1, 8, 8, 3), np.uint8)).shape == (1, 1280)
+    with pytest.raises(InvalidInput, match="onnxruntime backend failed"):
+        cnn.CNNExtractor("efficientnet-lite0@32", weights=None, backend="onnxruntime")

@@ -531,11 +531,17 @@ def backbone(spec: CNNSpec | str, weights: str | os.PathLike | None = "imagenet"
 
 
 # ------------------------------------------------------------------------------------------ backends
-def resolve_backend(backend: str | None, device) -> str:
-    """``auto`` -> ``onnxruntime`` on the CPU when onnxruntime and onnx import, else ``torch``."""
+def resolve_backend_name(backend: str | None) -> str:
+    """The backend asked for: ``backend``, else ``$HASHBENCH_CNN_BACKEND``, else ``auto``."""
     name = (backend or os.environ.get("HASHBENCH_CNN_BACKEND") or "auto").strip().lower()
     if name not in BACKENDS:
         raise InvalidInput(f"unknown CNN backend {name!r} ($HASHBENCH_CNN_BACKEND); use one of {', '.join(BACKENDS)}")
+    return name
+
+
+def resolve_backend(backend: str | None, device) -> str:
+    """``auto`` -> ``onnxruntime`` on the CPU when onnxruntime and onnx import, else ``torch``."""
+    name = resolve_backend_name(backend)
     cpu = str(device) == "cpu"
     available = _onnx_available()
     if name == "onnxruntime":
@@ -656,12 +662,21 @@ class CNNExtractor:
         self.backend = resolve_backend(backend, self.device)
         wid = weights_id(self.spec.name, weights)
         net = backbone(self.spec, weights, download=download)
-        self.session = None
+        self.session = self.net = None
         if self.backend == "onnxruntime":
-            model = _onnx_model(net, self.spec, wid, None if cache_dir is None else Path(cache_dir))
-            self.session = onnx_session(model, spinning=False)  # sleeping workers: faster on a shared machine
-            self.net = None
-        else:
+            try:
+                model = _onnx_model(net, self.spec, wid, None if cache_dir is None else Path(cache_dir))
+                self.session = onnx_session(model, spinning=False)  # sleeping workers: faster on a shared machine
+            except Exception as e:  # noqa: BLE001 - exporter or runtime failures of a newer torch / onnx
+                if resolve_backend_name(backend) == "onnxruntime":
+                    raise InvalidInput(f"cnn:{self.spec.name}: the onnxruntime backend failed ({e})") from None
+                warnings.warn(
+                    f"cnn:{self.spec.name}: ONNX export or ONNX Runtime failed ({type(e).__name__}: {e}); "
+                    "using torch eager (slower)",
+                    stacklevel=2,
+                )
+                self.backend = "torch"
+        if self.session is None:
             self.net = net.to(self.device).to(memory_format=torch.channels_last).eval()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
