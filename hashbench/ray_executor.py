@@ -275,13 +275,23 @@ class RayExecutor:
         kwargs: dict[str, Any] = {"include_dashboard": False, **self.init_kwargs}
         if self.address:
             kwargs.pop("include_dashboard")
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
+                auth = (
+                    ""
+                    if os.environ.get("RAY_AUTH_MODE") == "token"
+                    else (
+                        "; if the cluster uses token authentication (Ray >= 2.52 starts clusters with it: the head's log "
+                        "says 'Token authentication is enabled'), set RAY_AUTH_MODE=token here, with the head's token in "
+                        "RAY_AUTH_TOKEN (`ray get-auth-token` on the head) unless this is the head"
+                    )
+                )
                 raise InvalidInput(
                     f"cannot connect to the Ray cluster at {self.address} ({type(exc).__name__}: {exc}); start it "
-                    "with `ray start --head` on the head node, check the address (HEAD:6379) and, with token "
-                    "authentication, the token (`ray get-auth-token`), or omit --address for a local instance"
+                    "with `ray start --head` on the head node and check the address (HEAD:6379), or omit --address "
+                    f"for a local instance{auth}"
                 ) from None
         else:
             ray.init(num_cpus=self.num_cpus, **kwargs)
@@ -372,6 +382,25 @@ class RayExecutor:
             "; no record was written. A worker killed by the system is often out of memory: run fewer cells at "
             "once (ray start --num-cpus N) or give the node more memory, then re-run to finish the grid"
         )
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail at once, with the fix, when nothing listens at a ``HOST:PORT`` cluster address: Ray itself
+    retries an unreachable address for about ten minutes before giving up."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # "auto", or a form Ray resolves itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InvalidInput(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head` on "
+            "the head node (it prints the address, HEAD:6379), or omit --address for a local Ray instance"
+        ) from None
 
 
 def _resolved_cache(cache_dir: Any) -> Any:

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,20 @@ def test_bad_arguments_are_input_errors():
             RayExecutor(**kwargs)
 
 
+@needs_ray
+def test_an_address_where_nothing_listens_fails_at_once():
+    import socket
+
+    from hashbench.ray_executor import _check_reachable
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(InvalidInput, match="ray start --head"):
+        _check_reachable(f"127.0.0.1:{port}")
+    _check_reachable("auto")  # forms Ray resolves itself are left to it
+
+
 # -- a real local cluster ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_same_grid_on_local_and_ray(cluster, tmp_path):
@@ -347,3 +362,68 @@ def test_done_when_itq_lsh_ssdh_same_map_csv(cluster, tmp_path):
     assert main(["run", *grid, "--out", str(tmp_path / "ray"), "--executor", "ray"]) == 0
     assert _map_csv(tmp_path / "local") == _map_csv(tmp_path / "ray")
     assert sorted(_records(tmp_path / "local")) == sorted(_records(tmp_path / "ray"))
+
+
+@pytest.mark.slow
+def test_existing_cluster_by_address(tmp_path):
+    """README's commands: `ray start --head`, then `hashbench run ... --executor ray --address HEAD:PORT`."""
+    import signal
+    import socket
+
+    if not HAVE_RAY:
+        pytest.skip("ray is not installed (pip install 'hashbench[ray]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    head = subprocess.Popen(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        grid = ["run", "--methods", "itq,lsh", *GRID]
+        cmd = [
+            sys.executable,
+            "-m",
+            "hashbench.cli",
+            *grid,
+            "--out",
+            str(tmp_path / "cluster"),
+            "--executor",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+        ]
+        deadline = time.monotonic() + 120
+        while True:  # the head takes some seconds to listen
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Ray head did not start within 120 s"
+                time.sleep(1)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+    assert main([*grid, "--out", str(tmp_path / "local")]) == 0
+    assert _map_csv(tmp_path / "cluster") == _map_csv(tmp_path / "local")
+    assert sorted(_records(tmp_path / "cluster")) == sorted(_records(tmp_path / "local"))
