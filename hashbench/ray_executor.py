@@ -234,8 +234,9 @@ class RayExecutor:
     """Cells as Ray tasks, on an existing cluster (``address``) or a Ray instance started here.
 
     Args:
-        address: a cluster's address (``HEAD:6379``, ``auto``, ``ray://HEAD:10001``); None starts a
-            local instance (or reuses the Ray this process already initialised, or ``$RAY_ADDRESS``).
+        address: a cluster's address (``HEAD:6379``; ``auto``: the cluster started on this machine with
+            ``ray start``); None: ``$RAY_ADDRESS`` if set, else a private local instance. A Ray this
+            process already initialised is used as it is.
         num_cpus: CPUs of a local instance (None: all cores). Ignored with ``address``.
         deep_cpus: CPUs (torch threads) per deep-method cell; shallow cells take one.
         max_retries: times a cell is re-run after its worker died (not after an error of its code).
@@ -268,33 +269,38 @@ class RayExecutor:
 
     # -- connection ----------------------------------------------------------------------------
     def _connect(self) -> bool:
-        """Initialise Ray unless it already is; True when this call started it (then run() shuts it down)."""
+        """Initialise Ray unless it already is; True when this call started it (then run() shuts it down).
+
+        With an address (``--address`` or ``$RAY_ADDRESS``) it connects to that cluster; without one it
+        starts a private local instance (``ray.init(address="local")``), never joining a cluster that
+        someone else started on this machine with ``ray start`` (``--address auto`` does that).
+        """
         ray = _ray()
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"include_dashboard": False, **self.init_kwargs}
-        if self.address:
-            kwargs.pop("include_dashboard")
-            _check_reachable(self.address)
-            try:
-                ray.init(address=self.address, **kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                auth = (
-                    ""
-                    if os.environ.get("RAY_AUTH_MODE") == "token"
-                    else (
-                        "; if the cluster uses token authentication (Ray >= 2.52 starts clusters with it: the head's log "
-                        "says 'Token authentication is enabled'), set RAY_AUTH_MODE=token here, with the head's token in "
-                        "RAY_AUTH_TOKEN (`ray get-auth-token` on the head) unless this is the head"
-                    )
+        address = self.address or os.environ.get("RAY_ADDRESS") or None
+        kwargs: dict[str, Any] = dict(self.init_kwargs)
+        if not address:
+            ray.init(address="local", num_cpus=self.num_cpus, **{"include_dashboard": False, **kwargs})
+            return True
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            auth = (
+                ""
+                if os.environ.get("RAY_AUTH_MODE") == "token"
+                else (
+                    "; if the cluster uses token authentication (Ray >= 2.52 starts clusters with it: the head's log says "
+                    "'Token authentication is enabled'), set RAY_AUTH_MODE=token here, with the head's token in "
+                    "RAY_AUTH_TOKEN (`ray get-auth-token` on the head) unless this is the head"
                 )
-                raise InvalidInput(
-                    f"cannot connect to the Ray cluster at {self.address} ({type(exc).__name__}: {exc}); start it "
-                    "with `ray start --head` on the head node and check the address (HEAD:6379), or omit --address "
-                    f"for a local instance{auth}"
-                ) from None
-        else:
-            ray.init(num_cpus=self.num_cpus, **kwargs)
+            )
+            raise InvalidInput(
+                f"cannot connect to the Ray cluster at {address} ({type(exc).__name__}: {exc}); start it with "
+                "`ray start --head` on the head node and check the address (HEAD:6379), or omit --address (and "
+                f"$RAY_ADDRESS) for a local instance{auth}"
+            ) from None
         return True
 
     # -- the run -------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -377,6 +379,9 @@ def test_existing_cluster_by_address(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     ray_bin = str(Path(sys.executable).with_name("ray"))
+    # its own temporary folder (short: Ray's socket paths must fit in 107 bytes), so the head leaves no
+    # "current cluster" pointer in /tmp/ray for later ray.init() calls on this machine to find
+    temp_dir = tempfile.mkdtemp(prefix="hbray-", dir="/tmp")
     head = subprocess.Popen(
         [
             ray_bin,
@@ -386,6 +391,7 @@ def test_existing_cluster_by_address(tmp_path):
             "--num-cpus=2",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
             "--block",
         ],
         env=env,
@@ -424,6 +430,7 @@ def test_existing_cluster_by_address(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
     assert main([*grid, "--out", str(tmp_path / "local")]) == 0
     assert _map_csv(tmp_path / "cluster") == _map_csv(tmp_path / "local")
     assert sorted(_records(tmp_path / "cluster")) == sorted(_records(tmp_path / "local"))
