@@ -255,6 +255,7 @@ class HashGAN(HashMethod):
     input = "images"
     deep = True
     version = 1
+    display_rank = 70  # position in tables: the UHGA paper's comparison order, LSH first
     test_params = {"epochs": 1, "batch_size": 16, "g_width": 4, "d_width": 4, "hidden": 16, "noise_dim": 8}
     parameter_constraints = {
         "n_bits": [N_BITS],

@@ -17,6 +17,7 @@ class LSH(HashMethod):
     """Sign of random Gaussian projections: h(x) = W^T (x - mean), W ~ N(0, 1)."""
 
     version = 1
+    display_rank = 0  # position in tables: the UHGA paper's comparison order, LSH first
     parameter_constraints = {"n_bits": [N_BITS], "random_state": [SEED]}
 
     def __init__(self, n_bits: int = 32, random_state: int = 0):

@@ -73,6 +73,7 @@ class SH(HashMethod):
     """
 
     version = 1
+    display_rank = 10  # position in tables: the UHGA paper's comparison order, LSH first
     randomized = False
     parameter_constraints = {
         "n_bits": [N_BITS],

@@ -32,6 +32,7 @@ class SSDHGA(AttentionTrained, SSDH):
     """
 
     version = 1
+    display_rank = 60  # position in tables: the UHGA paper's comparison order, LSH first
     parameter_constraints = {**SSDH.parameter_constraints, **ATTENTION_CONSTRAINTS, "paired_batches": [Boolean()]}
 
     def __init__(

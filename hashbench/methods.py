@@ -347,6 +347,8 @@ class HashMethod(BaseEstimator):
     input: ClassVar[str] = "features"
     deep: ClassVar[bool] = False
     version: ClassVar[int] = 1
+    #: where the method's row goes in tables (lower first; ties by name); not part of any key
+    display_rank: ClassVar[int] = 1000
     randomized: ClassVar[bool] = True
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
     test_params: ClassVar[dict[str, Any]] = {}
