@@ -55,6 +55,11 @@ from .plan import Task
 __all__ = ["CellCrashed", "RayExecutor", "RayMissing", "check_shared_storage", "task_resources"]
 
 INSTALL = "pip install 'hashbench[ray]'"
+AUTH_HINT = (
+    "; if the cluster uses token authentication (Ray >= 2.52 starts clusters with it: the head's log says "
+    "'Token authentication is enabled'), set RAY_AUTH_MODE=token here, with the head's token in RAY_AUTH_TOKEN "
+    "(`ray get-auth-token` on the head) unless this is the head"
+)
 
 
 class RayMissing(HashbenchError):
@@ -127,7 +132,13 @@ def _on_worker(ctx: RunContext, task: Task, methods: dict[str, type], threads: i
 
     if cwd and os.path.isdir(cwd):
         os.chdir(cwd)
-    limit_threads(max(1, int(threads)))
+    n = max(1, int(threads))
+    limit_threads(n)
+    # numba's OpenMP layer, started by limit_threads, resets the process's OpenMP pool (faiss's too) to
+    # all cores; cap it again, or a 1-CPU cell runs faiss with every core's threads
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
     for name, cls in methods.items():
         register(name, cls)
     if str(ctx.device).startswith("cuda") and ray.get_gpu_ids():
@@ -287,15 +298,7 @@ class RayExecutor:
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            auth = (
-                ""
-                if os.environ.get("RAY_AUTH_MODE") == "token"
-                else (
-                    "; if the cluster uses token authentication (Ray >= 2.52 starts clusters with it: the head's log says "
-                    "'Token authentication is enabled'), set RAY_AUTH_MODE=token here, with the head's token in "
-                    "RAY_AUTH_TOKEN (`ray get-auth-token` on the head) unless this is the head"
-                )
-            )
+            auth = "" if os.environ.get("RAY_AUTH_MODE") == "token" else AUTH_HINT
             raise InvalidInput(
                 f"cannot connect to the Ray cluster at {address} ({type(exc).__name__}: {exc}); start it with "
                 "`ray start --head` on the head node and check the address (HEAD:6379), or omit --address (and "
@@ -327,7 +330,8 @@ class RayExecutor:
                 data_root=str(Path(ctx.data_root).expanduser().resolve()) if ctx.data_root else ctx.data_root,
             )
             cwd = os.getcwd()
-            if len(nodes) > 1 or (self.address or "").startswith("ray://"):
+            address = self.address or os.environ.get("RAY_ADDRESS") or ""
+            if len(nodes) > 1 or address.startswith("ray://"):
                 folders = {"out": str(Path(tasks[0].path).resolve().parent)}
                 if wctx.cache_dir:
                     folders["cache"] = wctx.cache_dir
