@@ -89,10 +89,10 @@ def limit_threads(n: int | None) -> None:
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(n)
-    threadpool_limits(n)
-    try:
+    try:  # numba first: starting its OpenMP layer resets the process's OpenMP pools (faiss's too)
         import numba
 
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     except ImportError:  # pragma: no cover
         pass
+    threadpool_limits(n)
