@@ -6,6 +6,7 @@ suite itself is tested against deliberately broken methods in tests/test_testing
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from hashbench.errors import InvalidInput
@@ -81,3 +82,67 @@ def test_runtime_params_change_how_a_fit_runs_not_its_codes(tmp_path):
     runtime = build("ssdh", verbose=True, checkpoint_dir=str(tmp_path), checkpoint_every=2)
     assert (runtime.fit(d.features_train).encode(d.features_query) == plain).all()
     assert list(tmp_path.glob("*.pt")), "the checkpoint folder was not used"
+
+
+# -- defaults that never collapse ------------------------------------------------------------------
+#: (method, bits) where a method at its defaults does not beat LSH on digits pixels (64-d), measured
+#: (seed 0; LSH 0.3387 / 0.5082 / 0.5927 at 16 / 32 / 64 bits): SH, SpH and DSH lose to LSH's random
+#: projections once the code length nears the dimension (SH 0.434 / 0.416, SpH 0.462 / 0.473, DSH
+#: 0.490 / 0.545 at 32 / 64), and HashGAN, trained from scratch on 8x8 images, stays below it
+#: (0.335 / 0.356 / 0.510). These are the algorithms at their published settings, not a threshold that
+#: collapses (none of them derives one); strict, so that an improvement shows up.
+LOSES_TO_LSH_ON_DIGITS: set[tuple[str, int]] = {
+    ("sh", 32),
+    ("sh", 64),
+    ("sph", 32),
+    ("sph", 64),
+    ("dsh", 32),
+    ("dsh", 64),
+    ("hashgan", 16),
+    ("hashgan", 32),
+    ("hashgan", 64),
+}
+
+
+@pytest.fixture(scope="module")
+def digits_protocol():
+    from hashbench.datasets.digits import load_digits
+    from hashbench.features.pixels import pixels
+    from hashbench.protocols import make_split
+
+    ds = load_digits()
+    split = make_split("digits", ds.labels, 0)
+    images = ds.images.load(np.arange(len(ds.labels)))
+    return {"images": images, "features": pixels(images), "labels": ds.labels, **split}
+
+
+def _digits_map(name: str, n_bits: int, data: dict) -> float:
+    from hashbench.metrics import evaluate
+
+    cls = get_method(name)
+    kwargs = {"n_bits": n_bits, **({"device": "cpu"} if "device" in cls().get_params() else {})}
+    method = cls(**kwargs)
+    X = data["images"] if method.input == "images" else data["features"]
+    method.fit(X[data["train"]])
+    q, db = method.encode(X[data["query"]]), method.encode(X[data["database"]])
+    return evaluate(q, db, data["labels"][data["query"]], data["labels"][data["database"]])["map"]
+
+
+def _beats_lsh_cases():
+    for name in METHODS:
+        if name == "lsh":
+            continue
+        for b in (16, 32, 64):
+            marks = [pytest.mark.slow]
+            if (name, b) in LOSES_TO_LSH_ON_DIGITS:
+                marks.append(pytest.mark.xfail(strict=True, reason="the algorithm loses to LSH here (see above)"))
+            yield pytest.param(name, b, marks=marks, id=f"{name}-{b}")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(("name", "n_bits"), list(_beats_lsh_cases()))
+def test_defaults_beat_lsh_on_digits(name, n_bits, digits_protocol):
+    """At its defaults (data-derived thresholds included) a method beats LSH on the digits protocol."""
+    lsh = _digits_map("lsh", n_bits, digits_protocol)
+    got = _digits_map(name, n_bits, digits_protocol)
+    assert got > lsh, f"{name} at {n_bits} bits: MAP {got:.4f} <= LSH {lsh:.4f}"

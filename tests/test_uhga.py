@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
-from hashbench_baselines.uhga import UHGA, UHGAGA, pairwise_likelihood_loss, similarity_matrix, threshold_similarity
+from hashbench_baselines.uhga import (
+    UHGA,
+    UHGAGA,
+    derived_threshold,
+    pairwise_likelihood_loss,
+    similarity_matrix,
+    threshold_similarity,
+)
 
 from hashbench.errors import InvalidInput
 from hashbench.similarity import cosine_distance_matrix
 
-FAST = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu", "sim_threshold": 0.5}
+FAST = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}  # sim_threshold derived
 
 
 def blobs(n=80, d=12, seed=0):
@@ -121,3 +129,38 @@ def test_a_threshold_that_makes_every_pair_similar_warns_with_a_fix():
     X = np.random.default_rng(0).random((60, 20)).astype(np.float32) + 1.0
     with pytest.warns(UserWarning, match=r"sim_threshold=0\.\d\d"):
         UHGA(n_bits=8, epochs=1, hidden=8, batch_size=16, device="cpu", sim_threshold=0.3).fit(X)
+
+
+def test_derived_threshold_is_the_stated_quantile_of_the_distinct_pairs():
+    X, _ = blobs(n=53)
+    D = cosine_distance_matrix(X[:53], X)  # as similarity_matrix computes them (one row block here)
+    pairs = np.sort(D[np.triu_indices(53, 1)])  # the 53 * 52 / 2 distinct pairs
+    for q in (0.5, 0.9, 0.99):
+        k = max(1, math.ceil((1 - q) * len(pairs)))
+        t = derived_threshold(X, q)
+        assert t == 1.0 - float(pairs[k - 1])
+        assert derived_threshold(X, q, block_size=7) == pytest.approx(t, abs=1e-6)  # row blocks: same pairs
+        S = similarity_matrix(X, t)
+        similar_pairs = int(np.triu(S, 1).sum())
+        assert similar_pairs >= k and similar_pairs == int((pairs <= pairs[k - 1]).sum())
+    with pytest.raises(InvalidInput, match="sim_quantile"):
+        derived_threshold(X, 1.0)
+
+
+def test_default_threshold_is_derived_stored_and_never_collapses():
+    """Pixel-like features whose pairs are all similar: the fc7 value 0.3 makes every pair similar; the
+    derived threshold keeps about 10% of the distinct pairs similar, and its value is in resolved_params_."""
+    X = np.random.default_rng(0).random((60, 20)).astype(np.float32) + 1.0
+    assert similarity_matrix(X, 0.3).all()
+    m = UHGA(n_bits=8, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no collapse warning
+        m.fit(X)
+    t = m.resolved_params_["sim_threshold"]
+    assert t == derived_threshold(X, 0.9) and m.similarity_info_["sim_threshold"] == t
+    distinct = (m.similarity_info_["frac_similar"] * 60 * 60 - 60) / (60 * 59)
+    assert 0.1 <= distinct < 0.12
+    assert m.sim_threshold is None, "fit must not overwrite the parameter"
+    # A threshold set by hand is used as given, and nothing is reported as derived.
+    set_by_hand = UHGA(n_bits=8, sim_threshold=0.999, **FAST).fit(X)
+    assert set_by_hand.resolved_params_ == {} and set_by_hand.similarity_info_["sim_threshold"] == 0.999
