@@ -4,7 +4,7 @@
     python -m benchmarks.deep --devices cpu --epochs 5 --batches 3
 
 1. SSDH on the features track: 5,000 x 512 synthetic GIST-like features (non-negative, clustered,
-   seeded), 32 bits, the default schedule (50 epochs, batch 24): similarity-matrix time, training
+   seeded), 32 bits, the default schedule (10 epochs, batch 24): similarity-matrix time, training
    time, seconds per epoch.
 2. End-to-end throughput: AlexNet (weights=None; the weights do not change the cost) + hash layer at
    224x224, training mode, forward + SSDH loss + backward + Adam step on batches of 24 images
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--bits", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=None, help="features-track epochs (default: SSDH's, 50)")
+    ap.add_argument("--epochs", type=int, default=None, help="features-track epochs (default: SSDH's, 10)")
     ap.add_argument("--arch", default="alexnet")
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--batches", type=int, default=5)

@@ -5,9 +5,10 @@ the CIFAR-10 protocol: 5,000 training and 59,000 database vectors of 512 dimensi
 mixture of 10 Gaussian clusters (k-means and sphere-based methods behave differently on clustered
 than on isotropic data). Prints one row per (method, bits): fit seconds and database-encode seconds.
 
-BLAS runs single-threaded by default (``--threads 1``): on a shared machine a multi-threaded
-OpenBLAS under load made a 128 x 128 SVD ~18x slower, which would time the neighbours rather than
-the methods. ``--threads 0`` keeps the library default.
+Every fit runs with BLAS at one thread whatever ``--threads`` says (``hashbench.methods.fit_context``:
+the codes must not depend on the thread count); ``--threads`` sets the pools for encoding. It is 1 by
+default: on a shared machine a multi-threaded OpenBLAS under load made a 128 x 128 SVD ~18x slower,
+which would time the neighbours rather than the methods. ``--threads 0`` keeps the library default.
 """
 
 from __future__ import annotations
