@@ -213,14 +213,6 @@ def resolve_method_names(spec: Iterable[str]) -> list[str]:
 
 
 # -- methods ---------------------------------------------------------------------------------------
-def _check_type(name: str, k: str, v: Any, default: Any) -> None:
-    numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-    if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        raise InvalidInput(f"--set {name}.{k}={v!r}: expected a number like its default {default!r}")
-    if isinstance(default, bool) and not isinstance(v, bool):
-        raise InvalidInput(f"--set {name}.{k}={v!r}: expected True or False")
-
-
 def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any], device: str, track: str | None,
                  weights: str | None = None):
     """Instantiate a registered method with bits, seed, device, track, backbone weights and the user's
@@ -243,12 +235,9 @@ def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any],
             )
         if k in ("n_bits", "random_state"):
             raise InvalidInput(f"set {k} with --bits / --seeds, not --set {name}.{k}")
-        _check_type(name, k, v, accepted[k])
         kwargs[k] = v
     method = cls(**kwargs)
-    check = getattr(method, "check_params", None)
-    if check is not None:
-        check()
+    method.check_params()  # declared types and ranges: InvalidInput naming the parameter
     return method, kwargs
 
 
