@@ -20,47 +20,85 @@ EPILOG = "Docs: README.md. Metric conventions: tie-aware MAP unless a table says
 
 
 def _add_grid_args(p: argparse.ArgumentParser, need_methods: bool = True) -> None:
-    p.add_argument("--methods", default="all" if not need_methods else None, required=need_methods,
-                   help="'all', a comma list (itq,lsh) or wildcards ('ssdh*'); see `hashbench methods`")
-    p.add_argument("--dataset", required=need_methods, help="see `hashbench datasets` (e.g. digits, cifar10, "
-                   "mnist, nuswide21, features:FILE, imagefolder:DIR)")
+    p.add_argument(
+        "--methods",
+        default="all" if not need_methods else None,
+        required=need_methods,
+        help="'all', a comma list (itq,lsh) or wildcards ('ssdh*'); see `hashbench methods`",
+    )
+    p.add_argument(
+        "--dataset",
+        required=need_methods,
+        help="see `hashbench datasets` (e.g. digits, cifar10, mnist, nuswide21, features:FILE, imagefolder:DIR)",
+    )
     p.add_argument("--data-root", help="folder holding the dataset's files")
     p.add_argument("--download", action="store_true", help="download the dataset where torchvision can")
     p.add_argument("--protocol", help="split protocol (default: the dataset's own; 'generic', 'given')")
-    p.add_argument("--features", dest="representation",
-                   help="representation for vector methods: pixels, gist, cnn:efficientnet-lite0, cnn:alexnet, "
-                   "cnn:vgg16, cnn:timm/NAME (default: pixels for digits/mnist, cnn:efficientnet-lite0 for cifar10)")
+    p.add_argument(
+        "--features",
+        dest="representation",
+        help="representation for vector methods: pixels, gist, cnn:efficientnet-lite0, cnn:alexnet, "
+        "cnn:vgg16, cnn:timm/NAME (default: pixels for digits/mnist, cnn:efficientnet-lite0 for cifar10)",
+    )
     p.add_argument("--weights", help="pretrained backbone weights file (state_dict .pth) for cnn:* and end2end")
-    p.add_argument("--track", choices=["features", "end2end"],
-                   help="deep methods: train hash layers on features (fast, CPU) or end to end on images")
+    p.add_argument(
+        "--track",
+        choices=["features", "end2end"],
+        help="deep methods: train hash layers on features (fast, CPU) or end to end on images",
+    )
     p.add_argument("--bits", default="16,32,64", help="code lengths, comma separated, each in 1..1024")
-    p.add_argument("--seeds", default="0", help="seeds, e.g. 0 or 0,1,2 or 0-4; a seed draws the split and "
-                   "initialises the method")
-    p.add_argument("--split-seed", type=int, help="draw every cell's split with this seed, so --seeds varies only "
-                   "the methods' initialisation")
-    p.add_argument("--set", dest="params", action="append", default=[], metavar="METHOD.PARAM=VALUE",
-                   help="a method parameter, e.g. --set itq.n_iter=20; a comma list or START:STOP:STEP sweeps "
-                   "(one table row per value); repeatable")
+    p.add_argument(
+        "--seeds", default="0", help="seeds, e.g. 0 or 0,1,2 or 0-4; a seed draws the split and initialises the method"
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        help="draw every cell's split with this seed, so --seeds varies only the methods' initialisation",
+    )
+    p.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="METHOD.PARAM=VALUE",
+        help="a method parameter, e.g. --set itq.n_iter=20; a comma list or START:STOP:STEP sweeps "
+        "(one table row per value); repeatable",
+    )
     p.add_argument("--device", default="auto", help="auto (cuda when torch sees a GPU), cpu or cuda")
     p.add_argument("--out", default="runs", help="output folder: DIR/<dataset>/{map.csv,map.md,results.csv,records/}")
     p.add_argument("--cache-dir", help="feature cache (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
-    p.add_argument("--force", action="store_true", help="re-run cells that already have a record, and recompute "
-                   "their features")
+    p.add_argument(
+        "--force", action="store_true", help="re-run cells that already have a record, and recompute their features"
+    )
     p.add_argument("--refresh-features", action="store_true", help="recompute cached features (implied by --force)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plots", action="store_true", help="write tables only, no figures")
-    p.add_argument("--threads", type=int, help="CPU threads for torch, BLAS and the metric kernel (default: all "
-                   "cores); the codes do not depend on it")
-    p.add_argument("--jobs", type=int, default=1, help="cells run in parallel on this machine (local executor), each "
-                   "with cores/jobs threads")
-    p.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="where cells run: this machine, or a Ray cluster (pip install 'hashbench[ray]')")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch, BLAS and the metric kernel (default: all cores); the codes do not depend on it",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="cells run in parallel on this machine (local executor), each with cores/jobs threads",
+    )
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="where cells run: this machine, or a Ray cluster (pip install 'hashbench[ray]')",
+    )
     p.add_argument("--address", help="Ray cluster address for --executor ray (default: a local Ray instance)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hashbench", description="Benchmark learning-to-hash methods for image "
-                                     "retrieval with exact, reproducible MAP.", epilog=EPILOG)
+    parser = argparse.ArgumentParser(
+        prog="hashbench",
+        description="Benchmark learning-to-hash methods for image retrieval with exact, reproducible MAP.",
+        epilog=EPILOG,
+    )
     parser.add_argument("--version", action="version", version=f"hashbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -79,37 +117,57 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rescore", help="recompute scores from the stored codes (no retraining)", formatter_class=fmt)
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", help="only this dataset's folder")
-    p.add_argument("--topk", type=int, help="score MAP@K instead of the protocol's cut-off (tables keep the "
-                   "protocol's; the scores are cached beside it)")
+    p.add_argument(
+        "--topk",
+        type=int,
+        help="score MAP@K instead of the protocol's cut-off (tables keep the "
+        "protocol's; the scores are cached beside it)",
+    )
     p.add_argument("--precision-at", help="the N of precision@N, comma separated (default 100,500,1000,2000,5000)")
     p.set_defaults(func=cmd_rescore)
 
     p = sub.add_parser("check", help="exit 1 when a MAP falls below a reference (for CI)", formatter_class=fmt)
-    p.add_argument("--reference", required=True, help="CSV with columns dataset,method,bits,map[,seeds,protocol,"
-                   "representation,track]")
+    p.add_argument(
+        "--reference",
+        required=True,
+        help="CSV with columns dataset,method,bits,map[,seeds,protocol,representation,track]",
+    )
     p.add_argument("--tolerance", type=float, default=0.01, help="allowed drop below the reference (default 0.01)")
-    p.add_argument("--write", action="store_true", help="run --dataset/--methods/--bits and write their MAP as the "
-                   "reference instead of checking")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="run --dataset/--methods/--bits and write their MAP as the reference instead of checking",
+    )
     _add_grid_args(p, need_methods=False)
     p.set_defaults(func=cmd_check, out="runs/check")
 
-    p = sub.add_parser("paper", help="regenerate a paper's tables and claims (e.g. uhga2020) beside the published "
-                       "numbers", formatter_class=fmt)
+    p = sub.add_parser(
+        "paper",
+        help="regenerate a paper's tables and claims (e.g. uhga2020) beside the published numbers",
+        formatter_class=fmt,
+    )
     p.add_argument("name", nargs="?", default="uhga2020", help="the reproduction (see hashbench.reproductions)")
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", default="cifar10", help="cifar10 or nuswide21")
     p.add_argument("--run", action="store_true", help="run the missing cells (otherwise print their commands)")
     p.add_argument("--seeds", default="0", help="seeds the tables and claims use, e.g. 0,1,2")
-    p.add_argument("--features", dest="representation", help="input of the feature methods (default: the "
-                   "reproduction's, cnn:efficientnet-lite0)")
+    p.add_argument(
+        "--features",
+        dest="representation",
+        help="input of the feature methods (default: the reproduction's, cnn:efficientnet-lite0)",
+    )
     p.add_argument("--track", default=None, help="track of the deep methods (default: the reproduction's)")
     p.add_argument("--data-root", help="the dataset's folder, passed to the runs")
     p.add_argument("--threads", type=int, help="passed to the runs")
     p.add_argument("--jobs", type=int, help="passed to the runs")
     p.set_defaults(func=cmd_paper)
 
-    p = sub.add_parser("compare", help="paired comparison of two methods or configurations (interval, p-values), "
-                       "or ours beside published numbers (--published)", formatter_class=fmt)
+    p = sub.add_parser(
+        "compare",
+        help="paired comparison of two methods or configurations (interval, p-values), "
+        "or ours beside published numbers (--published)",
+        formatter_class=fmt,
+    )
     p.add_argument("a", nargs="?", help="a method or configuration: itq, itq[n_iter=10], ssdh@gist/features")
     p.add_argument("b", nargs="?", help="the other one")
     p.add_argument("--published", help="instead of A B: a CSV with columns method,bits,map[,source]")
@@ -145,11 +203,25 @@ def _run_config(args):
     limit_threads(getattr(args, "threads", None))
     methods = args.methods if args.methods is not None else "all"
     return RunConfig(
-        dataset=args.dataset, methods=[methods], bits=parse_bits(args.bits), seeds=parse_seeds(args.seeds),
-        split_seed=args.split_seed, data_root=args.data_root, download=args.download, protocol=args.protocol,
-        representation=args.representation, weights=args.weights, track=args.track, params=parse_params(args.params),
-        device=args.device, out=args.out, force=args.force, refresh_features=args.refresh_features or args.force,
-        cache_dir=args.cache_dir, progress=not args.no_progress, jobs=args.jobs,
+        dataset=args.dataset,
+        methods=[methods],
+        bits=parse_bits(args.bits),
+        seeds=parse_seeds(args.seeds),
+        split_seed=args.split_seed,
+        data_root=args.data_root,
+        download=args.download,
+        protocol=args.protocol,
+        representation=args.representation,
+        weights=args.weights,
+        track=args.track,
+        params=parse_params(args.params),
+        device=args.device,
+        out=args.out,
+        force=args.force,
+        refresh_features=args.refresh_features or args.force,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+        jobs=args.jobs,
         command=getattr(args, "command_line", ""),
     )
 
@@ -188,8 +260,9 @@ def cmd_run(args, argv) -> int:
     df, _ = select(load_frame(result.folder))
     if not df.empty:
         print(to_markdown(pivot(df[df["record_path"].isin(ours)], "map", ".4f", spread=True)))
-    print("wrote " + ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} figures" if len(paths) > 4
-                                                               else ""))
+    print(
+        "wrote " + ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} figures" if len(paths) > 4 else "")
+    )
     result.raise_for_failures()
     return 0
 
@@ -200,8 +273,9 @@ def _dataset_folders(root: Path, dataset: str | None) -> list[Path]:
     folders = [root / dataset_dirname(dataset)] if dataset else sorted(p.parent for p in root.glob("*/records"))
     folders = [f for f in folders if (f / "records").is_dir()]
     if not folders:
-        raise InvalidInput(f"no records under {root}{f' for {dataset}' if dataset else ''}; run "
-                           f"`hashbench run --out {root} ...` first")
+        raise InvalidInput(
+            f"no records under {root}{f' for {dataset}' if dataset else ''}; run `hashbench run --out {root} ...` first"
+        )
     return folders
 
 
@@ -239,8 +313,11 @@ def cmd_rescore(args, argv) -> int:
         n = 0
         for path, meta in iter_metas(folder / "records"):
             proto = meta["config"]["protocol"]
-            spec = default_spec(proto) if args.topk is None and not args.precision_at else metric_spec(
-                args.topk if args.topk is not None else default_spec(proto)["topk"], pa)
+            spec = (
+                default_spec(proto)
+                if args.topk is None and not args.precision_at
+                else metric_spec(args.topk if args.topk is not None else default_spec(proto)["topk"], pa)
+            )
             score_record(path, spec, force=True)
             n += 1
         print(f"rescored {n} record(s) in {folder}")
@@ -265,14 +342,17 @@ def _read_reference(path: str) -> pd.DataFrame:
     try:
         ref = pd.read_csv(path)
     except FileNotFoundError:
-        raise InvalidInput(f"reference file {path} does not exist; create one with `hashbench check --reference "
-                           f"{path} --write --dataset digits --methods lsh,itq --bits 16,32,64`") from None
+        raise InvalidInput(
+            f"reference file {path} does not exist; create one with `hashbench check --reference "
+            f"{path} --write --dataset digits --methods lsh,itq --bits 16,32,64`"
+        ) from None
     except Exception as exc:
         raise InvalidInput(f"reference file {path} is not a readable CSV ({exc})") from None
     missing = {"dataset", "method", "bits", "map"} - set(ref.columns)
     if missing:
-        raise InvalidInput(f"reference file {path} lacks column(s) {', '.join(sorted(missing))}; "
-                           "expected dataset,method,bits,map")
+        raise InvalidInput(
+            f"reference file {path} lacks column(s) {', '.join(sorted(missing))}; expected dataset,method,bits,map"
+        )
     if ref.empty:
         raise InvalidInput(f"reference file {path} has no rows")
     for col in ("bits", "map"):
@@ -317,8 +397,12 @@ def cmd_check(args, argv) -> int:
         df["track"] = cfg.track or ""
         from .io import atomic_write_text
 
-        atomic_write_text(args.reference, df[["dataset", "method", "bits", "map", "seeds", "protocol",
-                                              "representation", "track"]].to_csv(index=False, float_format="%.6f"))
+        atomic_write_text(
+            args.reference,
+            df[["dataset", "method", "bits", "map", "seeds", "protocol", "representation", "track"]].to_csv(
+                index=False, float_format="%.6f"
+            ),
+        )
         print(f"wrote reference {args.reference} ({len(df)} rows)")
         return 0
 
@@ -339,8 +423,17 @@ def cmd_check(args, argv) -> int:
             ours = got.get((r.method, int(r.bits)))
             delta = None if ours is None else ours - float(r.map)
             status = "MISSING" if ours is None else ("DROP" if delta < -args.tolerance else "ok")
-            rows.append({"dataset": dataset, "method": r.method, "bits": int(r.bits), "reference": float(r.map),
-                         "ours": ours, "delta": delta, "status": status})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": r.method,
+                    "bits": int(r.bits),
+                    "reference": float(r.map),
+                    "ours": ours,
+                    "delta": delta,
+                    "status": status,
+                }
+            )
     report = pd.DataFrame(rows)
     print(report.to_markdown(index=False, floatfmt=".4f"))
     drops = report[report["status"] != "ok"]
@@ -368,10 +461,20 @@ def cmd_paper(args, argv) -> int:
     def frame():
         return load_frame(folder) if (folder / "records").is_dir() else pd.DataFrame()
 
-    extra = [*(["--threads", str(args.threads)] if args.threads else []),
-             *(["--jobs", str(args.jobs)] if args.jobs else [])]
-    lines = repro.commands(args.dataset, args.out, frame=frame(), seeds=seeds, representation=representation,
-                           track=track, data_root=args.data_root, extra=extra)
+    extra = [
+        *(["--threads", str(args.threads)] if args.threads else []),
+        *(["--jobs", str(args.jobs)] if args.jobs else []),
+    ]
+    lines = repro.commands(
+        args.dataset,
+        args.out,
+        frame=frame(),
+        seeds=seeds,
+        representation=representation,
+        track=track,
+        data_root=args.data_root,
+        extra=extra,
+    )
     if lines and not args.run:
         print("Missing cells; run these (or add --run):\n" + "\n".join(lines))
     for line in lines if args.run else []:
@@ -381,10 +484,13 @@ def cmd_paper(args, argv) -> int:
             return rc
     df = frame()
     if df.empty:
-        raise InvalidInput(f"no records under {folder}; run the commands above (or `hashbench paper {repro.NAME} "
-                           f"--dataset {args.dataset} --out {args.out} --run`)")
-    files = repro.render_outputs(df, load_scores, args.dataset, seeds, command=_command_line(argv),
-                                 representation=representation, track=track)
+        raise InvalidInput(
+            f"no records under {folder}; run the commands above (or `hashbench paper {repro.NAME} "
+            f"--dataset {args.dataset} --out {args.out} --run`)"
+        )
+    files = repro.render_outputs(
+        df, load_scores, args.dataset, seeds, command=_command_line(argv), representation=representation, track=track
+    )
     out = folder / "paper" / repro.NAME
     for name, text in files.items():
         atomic_write_text(out / name, text)
@@ -409,8 +515,9 @@ def cmd_compare(args, argv) -> int:
             raise InvalidInput(f"published table {args.published} does not exist") from None
         missing = {"method", "bits", "map"} - set(published.columns)
         if missing:
-            raise InvalidInput(f"{args.published} lacks column(s) {', '.join(sorted(missing))}; "
-                               "expected method,bits,map")
+            raise InvalidInput(
+                f"{args.published} lacks column(s) {', '.join(sorted(missing))}; expected method,bits,map"
+            )
         t = compare_published(select(load_frame(folder))[0], published, args.dataset)
         t = t.dropna(subset=["ours"])
         t["source"] = t["source"].astype(str).str.split(" ").str[0]
@@ -418,8 +525,10 @@ def cmd_compare(args, argv) -> int:
         print("\ngap = ours with ties by index (the published code's convention) - published")
         return 0
     if not (args.a and args.b):
-        raise InvalidInput("compare needs two methods or configurations, e.g. `hashbench compare itq lsh --dataset "
-                           "digits`, or --published FILE")
+        raise InvalidInput(
+            "compare needs two methods or configurations, e.g. `hashbench compare itq lsh --dataset "
+            "digits`, or --published FILE"
+        )
     from . import stats
     from .io import atomic_write_text
     from .scoring import load_scores

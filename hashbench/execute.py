@@ -70,8 +70,9 @@ def split_of(ctx: RunContext, dataset, split_seed: int) -> dict[str, np.ndarray]
 _features_memo: dict[tuple, np.ndarray] = {}
 
 
-def features_of(ctx: RunContext, dataset, rotate: int = 0, indices: np.ndarray | None = None,
-                refresh: bool = False) -> np.ndarray:
+def features_of(
+    ctx: RunContext, dataset, rotate: int = 0, indices: np.ndarray | None = None, refresh: bool = False
+) -> np.ndarray:
     """The representation of the whole dataset (or of ``indices``), memoised per process."""
     from .features import compute_features
 
@@ -80,9 +81,18 @@ def features_of(ctx: RunContext, dataset, rotate: int = 0, indices: np.ndarray |
         if rotate == 0 and dataset.features is not None and ctx.representation == "features":
             X = dataset.features
         else:
-            X = compute_features(dataset, ctx.representation, indices=indices, rotate=rotate,
-                                 cache_dir=ctx.cache_dir, weights=ctx.weights, device=ctx.device,
-                                 progress=ctx.progress, download=ctx.download, **({"refresh": True} if refresh else {}))
+            X = compute_features(
+                dataset,
+                ctx.representation,
+                indices=indices,
+                rotate=rotate,
+                cache_dir=ctx.cache_dir,
+                weights=ctx.weights,
+                device=ctx.device,
+                progress=ctx.progress,
+                download=ctx.download,
+                **({"refresh": True} if refresh else {}),
+            )
         _features_memo[key] = np.asarray(X)
     return _features_memo[key]
 
@@ -126,15 +136,22 @@ def collapse_diagnosis(db_codes: np.ndarray) -> dict[str, Any]:
         if top >= 0.5:
             parts.append(f"one code shared by {100 * top:.0f}% of the database")
         note = "; ".join(parts)
-    return {"collapsed": collapsed, "constant_bits": constant, "top_code_share": top,
-            "distinct_codes": int(len(counts)), "note": note}
+    return {
+        "collapsed": collapsed,
+        "constant_bits": constant,
+        "top_code_share": top,
+        "distinct_codes": int(len(counts)),
+        "note": note,
+    }
 
 
 def label_note(query_labels: np.ndarray, db_labels: np.ndarray) -> str:
     """A warning when relevance is trivial (one class): MAP is then 1 whatever the codes."""
     if db_labels.ndim == 1 and len(np.unique(np.concatenate([query_labels, db_labels]))) == 1:
-        return "every item has the same label, so every database item is relevant to every query and MAP is 1 " \
-               "whatever the codes"
+        return (
+            "every item has the same label, so every database item is relevant to every query and MAP is 1 "
+            "whatever the codes"
+        )
     return ""
 
 
@@ -145,8 +162,10 @@ def _inputs(method, dataset, ctx: RunContext, idx: np.ndarray) -> np.ndarray:
 
 
 def _encode_in_chunks(method, dataset, ctx, idx: np.ndarray, chunk: int = 20000) -> np.ndarray:
-    parts = [np.asarray(method.encode(_inputs(method, dataset, ctx, idx[i: i + chunk])), dtype=bool)
-             for i in range(0, len(idx), chunk)]
+    parts = [
+        np.asarray(method.encode(_inputs(method, dataset, ctx, idx[i : i + chunk])), dtype=bool)
+        for i in range(0, len(idx), chunk)
+    ]
     return np.concatenate(parts) if parts else np.zeros((0, method.n_bits), dtype=bool)
 
 
@@ -181,8 +200,10 @@ def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
             f"{type(exc).__name__}: {exc}; check its --set {task.method}.* values and the input data"
         ) from exc
     if q_codes.shape != (len(query_idx), task.n_bits) or db_codes.shape != (len(db_idx), task.n_bits):
-        raise HashbenchError(f"method {task.method} returned codes of shape {q_codes.shape} / {db_codes.shape}, "
-                             f"expected (n, {task.n_bits})")
+        raise HashbenchError(
+            f"method {task.method} returned codes of shape {q_codes.shape} / {db_codes.shape}, "
+            f"expected (n, {task.n_bits})"
+        )
     q_labels, db_labels = dataset.labels[query_idx], dataset.labels[db_idx]
     meta = {
         "config": task.config,

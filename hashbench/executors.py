@@ -73,8 +73,12 @@ class LocalExecutor:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         mp = multiprocessing.get_context("spawn")  # no fork of a process holding thread pools
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=mp,
-                                 initializer=_worker_init, initargs=(self.threads_per_job,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(tasks)),
+            mp_context=mp,
+            initializer=_worker_init,
+            initargs=(self.threads_per_job,),
+        ) as pool:
             futures = {pool.submit(_run_one, ctx, t): t for t in tasks}
             try:
                 for f in as_completed(futures):

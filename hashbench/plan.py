@@ -30,8 +30,13 @@ from .methods import RUNTIME_PARAMS, get_method, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
 
 #: the default representation of each dataset for methods that take vectors (README says why).
-DEFAULT_REPRESENTATION = {"digits": "pixels", "mnist": "pixels", "synthetic": "pixels",
-                          "cifar10": "cnn:efficientnet-lite0", "nuswide21": "cnn:efficientnet-lite0"}
+DEFAULT_REPRESENTATION = {
+    "digits": "pixels",
+    "mnist": "pixels",
+    "synthetic": "pixels",
+    "cifar10": "cnn:efficientnet-lite0",
+    "nuswide21": "cnn:efficientnet-lite0",
+}
 DEFAULT_BITS = (16, 32, 64)
 
 
@@ -109,9 +114,7 @@ def parse_bits(spec: str | Iterable[int]) -> list[int]:
             try:
                 p = int(p)
             except ValueError:
-                raise InvalidInput(
-                    f"code length {p!r} is not an integer; give bits as e.g. --bits 16,32,64"
-                ) from None
+                raise InvalidInput(f"code length {p!r} is not an integer; give bits as e.g. --bits 16,32,64") from None
         out.append(check_n_bits(p))
     if not out:
         raise InvalidInput("no code length given; use e.g. --bits 16,32,64")
@@ -198,8 +201,9 @@ def parse_params(items: Iterable[str]) -> dict[str, dict[str, list[Any]]]:
             raise InvalidInput(f"--set {item!r} gives no value")
         seen = out.setdefault(method.lower(), {})
         if param in seen:
-            raise InvalidInput(f"--set {method}.{param} is given twice; give every value in one --set, "
-                               f"e.g. --set {method}.{param}=a,b")
+            raise InvalidInput(
+                f"--set {method}.{param} is given twice; give every value in one --set, e.g. --set {method}.{param}=a,b"
+            )
         seen[param] = list(dict.fromkeys(values))
     return out
 
@@ -213,8 +217,15 @@ def resolve_method_names(spec: Iterable[str]) -> list[str]:
 
 
 # -- methods ---------------------------------------------------------------------------------------
-def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any], device: str, track: str | None,
-                 weights: str | None = None):
+def build_method(
+    name: str,
+    n_bits: int,
+    seed: int,
+    user_params: dict[str, Any],
+    device: str,
+    track: str | None,
+    weights: str | None = None,
+):
     """Instantiate a registered method with bits, seed, device, track, backbone weights and the user's
     parameters, and check its parameters (InvalidInput naming the bad one)."""
     cls = get_method(name)
@@ -230,9 +241,7 @@ def build_method(name: str, n_bits: int, seed: int, user_params: dict[str, Any],
         kwargs["weights"] = weights
     for k, v in user_params.items():
         if k not in accepted:
-            raise InvalidInput(
-                f"method {name!r} has no parameter {k!r}; its parameters: {', '.join(sorted(accepted))}"
-            )
+            raise InvalidInput(f"method {name!r} has no parameter {k!r}; its parameters: {', '.join(sorted(accepted))}")
         if k in ("n_bits", "random_state"):
             raise InvalidInput(f"set {k} with --bits / --seeds, not --set {name}.{k}")
         kwargs[k] = v
@@ -253,9 +262,13 @@ def method_track(method) -> str:
 def variant_label(method, defaults: dict[str, Any]) -> str:
     """The parameters that differ from the class defaults, as ``k=v,k2=v2`` ("" at the defaults)."""
     params = method.get_params(deep=False)
-    diff = [f"{k}={params[k]!r}".replace("'", "") for k in sorted(params)
-            if k not in RUNTIME_PARAMS and k not in ("n_bits", "random_state", "track", "weights")
-            and params[k] != defaults.get(k)]
+    diff = [
+        f"{k}={params[k]!r}".replace("'", "")
+        for k in sorted(params)
+        if k not in RUNTIME_PARAMS
+        and k not in ("n_bits", "random_state", "track", "weights")
+        and params[k] != defaults.get(k)
+    ]
     return ",".join(diff)
 
 
@@ -300,13 +313,17 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
     topk = None if protocol == GIVEN else get_protocol(protocol).topk
     base = cfg.dataset.split(":", 1)[0]
     representation = cfg.representation or (
-        "features" if dataset.features is not None else DEFAULT_REPRESENTATION.get(base, "pixels"))
+        "features" if dataset.features is not None else DEFAULT_REPRESENTATION.get(base, "pixels")
+    )
     records_dir = Path(cfg.out) / dataset_dirname(cfg.dataset) / "records"
 
     splits: dict[int, dict[str, np.ndarray]] = {}
     for s in {cfg.split_seed if cfg.split_seed is not None else s for s in seeds}:
-        splits[s] = given_split(dataset.given_split, len(dataset)) if protocol == GIVEN else make_split(
-            protocol, dataset.labels, s)
+        splits[s] = (
+            given_split(dataset.given_split, len(dataset))
+            if protocol == GIVEN
+            else make_split(protocol, dataset.labels, s)
+        )
     checks = {s: split_checksum(sp) for s, sp in splits.items()}
 
     tasks: list[Task] = []
@@ -319,7 +336,8 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                     if method.input == "images" and dataset.images is None:
                         raise InvalidInput(
                             f"method {name!r} trains on images, but dataset {cfg.dataset!r} holds only features; "
-                            "use an image dataset (cifar10, mnist, digits, imagefolder:DIR)")
+                            "use an image dataset (cifar10, mnist, digits, imagefolder:DIR)"
+                        )
                     track = method_track(method)
                     split_seed = cfg.split_seed if cfg.split_seed is not None else s
                     uses_backbone = str(representation).startswith("cnn:") or track == "end2end"
@@ -329,7 +347,8 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         "protocol": protocol,
                         "split_seed": split_seed,
                         "split_checksum": checks[split_seed],
-                        "representation": representation_id(representation) if method.input == "features"
+                        "representation": representation_id(representation)
+                        if method.input == "features"
                         else {"name": "images", "version": 1},
                         "weights": cfg.weights if uses_backbone else None,
                         "track": track,
@@ -343,6 +362,7 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         # parameters left at None resolve through class defaults (epochs per track): key them too
                         config["class_defaults"] = {"default_epochs": method.default_epochs}
                     path = rec.record_path(records_dir, config)
-                    tasks.append(Task(name, kwargs, b, s, split_seed, config, variant_label(method, defaults),
-                                      str(path)))
+                    tasks.append(
+                        Task(name, kwargs, b, s, split_seed, config, variant_label(method, defaults), str(path))
+                    )
     return Plan(tasks, records_dir, protocol, representation, topk, splits)

@@ -47,20 +47,50 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in [
-        Protocol("cifar10", 100, 500, description="60,000 pool; 1,000 queries (100/class); 5,000 train (500/class) "
-                 "from the other 59,000, which form the database; MAP over the database"),
-        Protocol("cifar10-54k", 100, 500, train_in_database=False,
-                 description="as cifar10, but the database is the 54,000 items neither query nor train"),
-        Protocol("nuswide21", 100, 500, topk=5000,
-                 description="images with one of the 21 most frequent concepts; 2,100 queries (100/concept); "
-                 "10,500 train (500/concept) from the database (the rest); MAP@5000"),
-        Protocol("mnist", 100, 500, description="70,000 pool (or the 10,000 test images when only those are "
-                 "present); 1,000 queries (100/class); 5,000 train (500/class) from the database (the rest); MAP"),
-        Protocol("digits", 10, 50, description="scikit-learn's 1,797 digits; 100 queries (10/class); "
-                 "500 train (50/class) from the database (the other 1,697); MAP"),
-        Protocol("generic", 1000, 5000, stratified=False,
-                 description="any pool: min(1,000, n/10) queries at random; min(5,000, half the rest) train "
-                 "from the database (the rest); MAP"),
+        Protocol(
+            "cifar10",
+            100,
+            500,
+            description="60,000 pool; 1,000 queries (100/class); 5,000 train (500/class) "
+            "from the other 59,000, which form the database; MAP over the database",
+        ),
+        Protocol(
+            "cifar10-54k",
+            100,
+            500,
+            train_in_database=False,
+            description="as cifar10, but the database is the 54,000 items neither query nor train",
+        ),
+        Protocol(
+            "nuswide21",
+            100,
+            500,
+            topk=5000,
+            description="images with one of the 21 most frequent concepts; 2,100 queries (100/concept); "
+            "10,500 train (500/concept) from the database (the rest); MAP@5000",
+        ),
+        Protocol(
+            "mnist",
+            100,
+            500,
+            description="70,000 pool (or the 10,000 test images when only those are "
+            "present); 1,000 queries (100/class); 5,000 train (500/class) from the database (the rest); MAP",
+        ),
+        Protocol(
+            "digits",
+            10,
+            50,
+            description="scikit-learn's 1,797 digits; 100 queries (10/class); "
+            "500 train (50/class) from the database (the other 1,697); MAP",
+        ),
+        Protocol(
+            "generic",
+            1000,
+            5000,
+            stratified=False,
+            description="any pool: min(1,000, n/10) queries at random; min(5,000, half the rest) train "
+            "from the database (the rest); MAP",
+        ),
     ]
 }
 GIVEN = "given"
@@ -148,8 +178,10 @@ def given_split(split: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
             raise InvalidInput(f"the given split's {part!r} part is empty")
         out[part] = idx
     if np.intersect1d(out["query"], out["database"]).size:
-        raise InvalidInput("the given split's queries also appear in its database; a query would retrieve itself. "
-                           "Fix the lists (test.txt and database.txt must not share images)")
+        raise InvalidInput(
+            "the given split's queries also appear in its database; a query would retrieve itself. "
+            "Fix the lists (test.txt and database.txt must not share images)"
+        )
     return out
 
 

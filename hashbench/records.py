@@ -50,8 +50,12 @@ def versions(device: str | None = None) -> dict[str, str]:
     """Versions of what produced a number (hashbench, python, numpy, torch, faiss) and the device."""
     from . import __version__
 
-    out = {"hashbench": __version__, "python": platform.python_version(), "numpy": np.__version__,
-           "machine": platform.machine()}
+    out = {
+        "hashbench": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+    }
     for mod in ("torch", "faiss", "sklearn"):
         try:
             out[mod] = __import__(mod).__version__
@@ -91,8 +95,15 @@ class Record:
         return self.arrays["db_labels"]
 
 
-def write_record(path: str | Path, meta: dict[str, Any], query_codes: np.ndarray, db_codes: np.ndarray,
-                 split: dict[str, np.ndarray], query_labels: np.ndarray, db_labels: np.ndarray) -> Path:
+def write_record(
+    path: str | Path,
+    meta: dict[str, Any],
+    query_codes: np.ndarray,
+    db_codes: np.ndarray,
+    split: dict[str, np.ndarray],
+    query_labels: np.ndarray,
+    db_labels: np.ndarray,
+) -> Path:
     """Write a record atomically. Codes are bool (n, n_bits); they are stored bit-packed."""
     meta = {"record_version": RECORD_VERSION, **meta}
     buf = io.BytesIO()
@@ -116,8 +127,10 @@ def _check_meta(path: Path, meta: Any) -> dict[str, Any]:
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise CorruptRecord(f"{path} is not a hashbench record (no configuration in its metadata)")
     if meta.get("record_version") != RECORD_VERSION:
-        raise CorruptRecord(f"{path} is a record of format version {meta.get('record_version')!r}, "
-                            f"not {RECORD_VERSION}; re-run its cell (hashbench run ... --force) to replace it")
+        raise CorruptRecord(
+            f"{path} is a record of format version {meta.get('record_version')!r}, "
+            f"not {RECORD_VERSION}; re-run its cell (hashbench run ... --force) to replace it"
+        )
     return meta
 
 
@@ -129,8 +142,9 @@ def read_record(path: str | Path) -> Record:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as exc:
-        raise CorruptRecord(f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its "
-                            "cell, which replaces it") from None
+        raise CorruptRecord(
+            f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its cell, which replaces it"
+        ) from None
     return Record(path=path, meta=_check_meta(path, meta), arrays=arrays)
 
 
@@ -141,8 +155,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
     except Exception as exc:
-        raise CorruptRecord(f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its "
-                            "cell, which replaces it") from None
+        raise CorruptRecord(
+            f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its cell, which replaces it"
+        ) from None
     return _check_meta(path, meta)
 
 

@@ -56,14 +56,26 @@ class RunResult:
         if bugs:
             raise bugs[0]
         lines = "; ".join(f"{o.task.label}: {o.error}" for o in self.failed[:5])
-        raise CellsFailed(f"{len(self.failed)} of {len(self.ran) + len(self.failed)} cells failed ({lines}); "
-                          f"the other cells' records are kept in {self.plan.records_dir}")
+        raise CellsFailed(
+            f"{len(self.failed)} of {len(self.ran) + len(self.failed)} cells failed ({lines}); "
+            f"the other cells' records are kept in {self.plan.records_dir}"
+        )
 
 
 def context(cfg: RunConfig, protocol: str, representation: str, device: str) -> RunContext:
-    return RunContext(dataset=cfg.dataset, data_root=cfg.data_root, download=cfg.download, protocol=protocol,
-                      representation=representation, weights=cfg.weights, cache_dir=cfg.cache_dir, device=device,
-                      progress=cfg.progress, command=cfg.command, refresh_features=cfg.refresh_features)
+    return RunContext(
+        dataset=cfg.dataset,
+        data_root=cfg.data_root,
+        download=cfg.download,
+        protocol=protocol,
+        representation=representation,
+        weights=cfg.weights,
+        cache_dir=cfg.cache_dir,
+        device=device,
+        progress=cfg.progress,
+        command=cfg.command,
+        refresh_features=cfg.refresh_features,
+    )
 
 
 def _bar(items, total: int, enabled: bool):
@@ -90,8 +102,10 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
     folder = p.records_dir.parent
     todo = [t for t in p.tasks if cfg.force or not rec.is_finished(t.path)]
     if len(todo) < len(p.tasks):
-        log(f"{len(p.tasks) - len(todo)} of {len(p.tasks)} cells already finished in {p.records_dir}; "
-            "reusing them (--force re-runs)")
+        log(
+            f"{len(p.tasks) - len(todo)} of {len(p.tasks)} cells already finished in {p.records_dir}; "
+            "reusing them (--force re-runs)"
+        )
     result = RunResult(p, folder, metric_spec(p.topk))
     if todo:
         prepare(ctx, todo)

@@ -33,8 +33,9 @@ PRECISION_AT = (100, 500, 1000, 2000, 5000)
 SCORES_DIR = "scores"
 
 
-def metric_spec(topk: int | None = None, precision_at: Iterable[int] = PRECISION_AT,
-                zero_relevant: str = "count") -> dict[str, Any]:
+def metric_spec(
+    topk: int | None = None, precision_at: Iterable[int] = PRECISION_AT, zero_relevant: str = "count"
+) -> dict[str, Any]:
     """Everything a record's scores depend on besides its codes and labels (:func:`hashbench.metrics.metric_spec`)."""
     from . import metrics
 
@@ -78,8 +79,16 @@ def compute_scores(record_path: str | Path, spec: dict[str, Any]) -> dict[str, A
     rec = read_record(record_path)
     nd = len(rec.arrays["db_codes"])
     pa = [n for n in spec["precision_at"] if n <= nd] or [min(spec["precision_at"][0], nd)]
-    scores = evaluate(rec.query_codes, rec.db_codes, rec.query_labels, rec.db_labels, topk=spec["topk"],
-                      precision_at=pa, zero_relevant=spec["zero_relevant"], per_query=True)
+    scores = evaluate(
+        rec.query_codes,
+        rec.db_codes,
+        rec.query_labels,
+        rec.db_labels,
+        topk=spec["topk"],
+        precision_at=pa,
+        zero_relevant=spec["zero_relevant"],
+        per_query=True,
+    )
     scores["per_query"] = per_query_scores(scores)
     return scores
 
@@ -112,8 +121,9 @@ def load_scores(path: str | Path) -> dict[str, Any]:
             meta = json.loads(str(z["meta"]))
             per_query = {k: z[k] for k in z.files if k != "meta"}
     except Exception as exc:
-        raise CorruptRecord(f"scores file {path} is unreadable ({type(exc).__name__}); "
-                            "`hashbench rescore` rewrites it") from None
+        raise CorruptRecord(
+            f"scores file {path} is unreadable ({type(exc).__name__}); `hashbench rescore` rewrites it"
+        ) from None
     out = dict(meta["scores"])
     out["spec"] = meta["spec"]
     if "pr" in out:
@@ -122,8 +132,9 @@ def load_scores(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def score_all(record_paths: Iterable[str | Path], spec: dict[str, Any], *, force: bool = False,
-              progress: bool = False) -> dict[Path, Path]:
+def score_all(
+    record_paths: Iterable[str | Path], spec: dict[str, Any], *, force: bool = False, progress: bool = False
+) -> dict[Path, Path]:
     """Scores for many records (cached ones reused unless ``force``); corrupt records are skipped with
     a warning. Returns {record path: scores path}."""
     paths = list(record_paths)

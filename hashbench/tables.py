@@ -53,10 +53,17 @@ def record_row(path: Path, meta: dict[str, Any], scores_file: Path | None, score
     v = meta.get("versions", {})
     collapse = meta.get("collapse", {})
     row = {
-        "dataset": c["dataset"], "protocol": c["protocol"], "method": c["method"], "variant": meta.get("variant", ""),
-        "representation": _representation_name(c["representation"]), "track": c["track"],
-        "n_bits": int(c["n_bits"]), "seed": int(c["seed"]), "split_seed": int(c.get("split_seed", c["seed"])),
-        "split_checksum": c["split_checksum"], "dataset_checksum": c.get("dataset_checksum", ""),
+        "dataset": c["dataset"],
+        "protocol": c["protocol"],
+        "method": c["method"],
+        "variant": meta.get("variant", ""),
+        "representation": _representation_name(c["representation"]),
+        "track": c["track"],
+        "n_bits": int(c["n_bits"]),
+        "seed": int(c["seed"]),
+        "split_seed": int(c.get("split_seed", c["seed"])),
+        "split_checksum": c["split_checksum"],
+        "dataset_checksum": c.get("dataset_checksum", ""),
         "method_version": c.get("method_version", 1),
         "record_key": meta.get("key") or cell_key(c),
         "config_id": cell_key({k: val for k, val in c.items() if k not in ("seed", "split_seed", "split_checksum")}),
@@ -71,8 +78,10 @@ def record_row(path: Path, meta: dict[str, Any], scores_file: Path | None, score
     row["collapsed"] = bool(collapse.get("collapsed", False))
     row["collapse_note"] = collapse.get("note", "")
     row["label_note"] = meta.get("label_note", "")
-    row["resolved_params"] = ",".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
-                                      for k, val in sorted(meta.get("resolved_params", {}).items()))
+    row["resolved_params"] = ",".join(
+        f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+        for k, val in sorted(meta.get("resolved_params", {}).items())
+    )
     row["dataset_source"] = meta.get("dataset_source", "")
     row["hashbench_version"] = v.get("hashbench", "")
     row["torch_version"] = v.get("torch", "")
@@ -109,13 +118,17 @@ def select(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     newest = df.sort_values("created", kind="stable")["dataset_checksum"].iloc[-1]
     old = df[df["dataset_checksum"] != newest]
     if len(old):
-        notes.append(f"{len(old)} record(s) of another copy of the data (checksum differs from the newest "
-                     f"records') are not shown.")
+        notes.append(
+            f"{len(old)} record(s) of another copy of the data (checksum differs from the newest "
+            f"records') are not shown."
+        )
     df = df[df["dataset_checksum"] == newest]
     kept = df.sort_values("created", kind="stable").drop_duplicates([*CELL_KEYS, "seed"], keep="last")
     if len(kept) < len(df):
-        notes.append(f"{len(df) - len(kept)} older record(s) of the same cells (earlier method versions or "
-                     "runs) are replaced by the newest.")
+        notes.append(
+            f"{len(df) - len(kept)} older record(s) of the same cells (earlier method versions or "
+            "runs) are replaced by the newest."
+        )
     return order(kept), notes
 
 
@@ -137,22 +150,36 @@ def method_rank(methods: pd.Series) -> pd.Series:
 
 def order(df: pd.DataFrame) -> pd.DataFrame:
     df = df.assign(_order=method_rank(df["method"]))
-    df = df.sort_values(["dataset", "protocol", "_order", "method", "variant", "representation", "track", "n_bits",
-                         "seed"], kind="stable")
+    df = df.sort_values(
+        ["dataset", "protocol", "_order", "method", "variant", "representation", "track", "n_bits", "seed"],
+        kind="stable",
+    )
     return df.drop(columns="_order").reset_index(drop=True)
 
 
 def _row_keys(df: pd.DataFrame) -> list[str]:
-    return [k for k in ROW_KEYS if k == "method" or df[k].astype(str).nunique() > 1
-            or (k == "variant" and (df[k] != "").any())]
+    return [
+        k
+        for k in ROW_KEYS
+        if k == "method" or df[k].astype(str).nunique() > 1 or (k == "variant" and (df[k] != "").any())
+    ]
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Long form: one row per (configuration, n_bits) with n_seeds and mean/std of every score."""
     if df.empty:
         return pd.DataFrame()
-    values = [c for c in [*SCORE_COLUMNS, *sorted(c for c in df if c.startswith("p@") and c != "p@r2"),
-                          "train_s", "encode_us_per_item", "query_us_per_query"] if c in df]
+    values = [
+        c
+        for c in [
+            *SCORE_COLUMNS,
+            *sorted(c for c in df if c.startswith("p@") and c != "p@r2"),
+            "train_s",
+            "encode_us_per_item",
+            "query_us_per_query",
+        ]
+        if c in df
+    ]
     g = df.groupby(CELL_KEYS, sort=False, dropna=False)
     out = g.size().rename("n_seeds").to_frame()
     for v in values:
@@ -221,8 +248,9 @@ def describe(df: pd.DataFrame) -> list[str]:
         text = p.description if p else "the split given by the dataset's list files"
         lines.append(f"- Protocol `{proto}`: {text}.")
     checks = df.groupby("split_seed")["split_checksum"].first()
-    lines.append("- Split checksums (split seed: sha256/16): "
-                 + ", ".join(f"{s}: `{c}`" for s, c in checks.items()) + ".")
+    lines.append(
+        "- Split checksums (split seed: sha256/16): " + ", ".join(f"{s}: `{c}`" for s, c in checks.items()) + "."
+    )
     seeds = sorted(df["seed"].unique())
     lines.append(
         f"- Metric: tie-aware {metric_label(df)} — the exact expected AP when each group of equal Hamming distance "
@@ -236,19 +264,27 @@ def describe(df: pd.DataFrame) -> list[str]:
     lines.append(f"- Input: representation {reps}; track {tracks}.")
     resolved = df[df["resolved_params"] != ""].drop_duplicates(["method", "variant", "n_bits", "resolved_params"])
     if len(resolved):
-        per = resolved.groupby(["method", "variant"], sort=False)["resolved_params"].agg(lambda s: "; ".join(
-            dict.fromkeys(s)))
-        lines.append("- Values derived from the training features (not set by hand): "
-                     + "; ".join(f"{m}{f' [{v}]' if v else ''}: {t}" for (m, v), t in per.items()) + ".")
+        per = resolved.groupby(["method", "variant"], sort=False)["resolved_params"].agg(
+            lambda s: "; ".join(dict.fromkeys(s))
+        )
+        lines.append(
+            "- Values derived from the training features (not set by hand): "
+            + "; ".join(f"{m}{f' [{v}]' if v else ''}: {t}" for (m, v), t in per.items())
+            + "."
+        )
     sources = sorted(s for s in df["dataset_source"].unique() if s)
     if sources:
         lines.append("- Data: " + "; ".join(sources) + ".")
     bad = df[df["collapsed"]]
     if len(bad):
-        items = [f"{r.method}{f' [{r.variant}]' if r.variant else ''} {r.n_bits} bits seed {r.seed} "
-                 f"({r.collapse_note})" for r in bad.itertuples()]
-        lines.append(f"- {COLLAPSE_MARK} Collapsed codes (a bit constant over the database, or one code shared by "
-                     "most items): " + "; ".join(items) + ".")
+        items = [
+            f"{r.method}{f' [{r.variant}]' if r.variant else ''} {r.n_bits} bits seed {r.seed} ({r.collapse_note})"
+            for r in bad.itertuples()
+        ]
+        lines.append(
+            f"- {COLLAPSE_MARK} Collapsed codes (a bit constant over the database, or one code shared by "
+            "most items): " + "; ".join(items) + "."
+        )
     for note in sorted({n for n in df["label_note"] if n}):
         lines.append(f"- Warning: {note}.")
     return lines
@@ -261,15 +297,30 @@ def to_markdown(table: pd.DataFrame) -> str:
 def render_markdown(df: pd.DataFrame, title: str, command: str | None = None, notes: Iterable[str] = ()) -> str:
     """The ``map.md`` text for one dataset's selected records."""
     label = metric_label(df)
-    out = [f"# {title}", "", f"Tie-aware {label}, mean ± standard deviation over seeds (n = seeds):", "",
-           to_markdown(pivot(df, "map", ".4f", spread=True)), ""]
+    out = [
+        f"# {title}",
+        "",
+        f"Tie-aware {label}, mean ± standard deviation over seeds (n = seeds):",
+        "",
+        to_markdown(pivot(df, "map", ".4f", spread=True)),
+        "",
+    ]
     out += describe(df)
     out += [f"- {n}" for n in notes]
-    out += ["", f"{label} with ties broken by database index (stable sort; the convention of most published "
-            "code), for comparison with published numbers:", "", to_markdown(pivot(df, "map_index", ".4f"))]
+    out += [
+        "",
+        f"{label} with ties broken by database index (stable sort; the convention of most published "
+        "code), for comparison with published numbers:",
+        "",
+        to_markdown(pivot(df, "map_index", ".4f")),
+    ]
     spread = df.assign(tie_range=df["map_max"] - df["map_min"])
-    out += ["", "Range of MAP that tie order alone can produce (map_max - map_min):", "",
-            to_markdown(pivot(spread, "tie_range", ".4f"))]
+    out += [
+        "",
+        "Range of MAP that tie order alone can produce (map_max - map_min):",
+        "",
+        to_markdown(pivot(spread, "tie_range", ".4f")),
+    ]
     if "train_s" in df:
         out += ["", "Training time in seconds (mean over seeds):", "", to_markdown(pivot(df, "train_s", ".2f"))]
     runs = [c for c in dict.fromkeys(df["command"].fillna("")) if c]
@@ -280,8 +331,9 @@ def render_markdown(df: pd.DataFrame, title: str, command: str | None = None, no
     return "\n".join(out) + "\n"
 
 
-def write_tables(folder: str | Path, title: str | None = None, command: str | None = None,
-                 spec: dict[str, Any] | None = None) -> list[Path]:
+def write_tables(
+    folder: str | Path, title: str | None = None, command: str | None = None, spec: dict[str, Any] | None = None
+) -> list[Path]:
     """Select a dataset folder's records (module docstring) and write its tables atomically."""
     folder = Path(folder)
     df, notes = select(load_frame(folder, spec))
@@ -291,8 +343,9 @@ def write_tables(folder: str | Path, title: str | None = None, command: str | No
     atomic_write_text(paths[0], pivot(df, "map").to_csv(index=False, float_format="%.6f"))
     atomic_write_text(paths[1], summary(df).to_csv(index=False, float_format="%.6f"))
     atomic_write_text(paths[2], df.to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(paths[3], render_markdown(df, title or f"{folder.name}: hashing methods compared", command,
-                                                notes))
+    atomic_write_text(
+        paths[3], render_markdown(df, title or f"{folder.name}: hashing methods compared", command, notes)
+    )
     return paths
 
 
@@ -313,12 +366,16 @@ def compare_published(df: pd.DataFrame, published: pd.DataFrame, dataset: str) -
     for r in published.itertuples():
         key = (str(r.method).lower(), int(r.bits))
         have = key in mean.index
-        rows.append({
-            "method": key[0], "bits": key[1], "published": float(r.map),
-            "ours": float(mean.loc[key, "map"]) if have else np.nan,
-            "ours_index_ties": float(mean.loc[key, "map_index"]) if have else np.nan,
-            "source": getattr(r, "source", ""),
-        })
+        rows.append(
+            {
+                "method": key[0],
+                "bits": key[1],
+                "published": float(r.map),
+                "ours": float(mean.loc[key, "map"]) if have else np.nan,
+                "ours_index_ties": float(mean.loc[key, "map_index"]) if have else np.nan,
+                "source": getattr(r, "source", ""),
+            }
+        )
     out = pd.DataFrame(rows)
     out["gap"] = out["ours_index_ties"] - out["published"]
     return out

@@ -14,8 +14,9 @@ from hashbench.records import iter_record_paths, read_record
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    rc = main(["run", "--methods", "itq,lsh", "--dataset", "digits", "--bits", "16,32,64", "--out", str(out),
-               "--no-progress"])
+    rc = main(
+        ["run", "--methods", "itq,lsh", "--dataset", "digits", "--bits", "16,32,64", "--out", str(out), "--no-progress"]
+    )
     assert rc == 0
     return out
 
@@ -54,12 +55,43 @@ def test_records_hold_codes_split_and_versions(digits_run):
 def test_rerun_skips_finished_cells_and_force_reruns(digits_run, capsys):
     paths = iter_record_paths(digits_run / "digits" / "records")
     mtimes = {p: p.stat().st_mtime_ns for p in paths}
-    assert main(["run", "--methods", "itq", "--dataset", "digits", "--bits", "16", "--out", str(digits_run),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--methods",
+                "itq",
+                "--dataset",
+                "digits",
+                "--bits",
+                "16",
+                "--out",
+                str(digits_run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "already finished" in capsys.readouterr().out
     assert all(p.stat().st_mtime_ns == mtimes[p] for p in paths)
-    assert main(["run", "--methods", "itq", "--dataset", "digits", "--bits", "16", "--out", str(digits_run),
-                 "--no-progress", "--force"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--methods",
+                "itq",
+                "--dataset",
+                "digits",
+                "--bits",
+                "16",
+                "--out",
+                str(digits_run),
+                "--no-progress",
+                "--force",
+            ]
+        )
+        == 0
+    )
     assert sum(p.stat().st_mtime_ns != mtimes[p] for p in paths) == 1
 
 
@@ -77,8 +109,7 @@ def test_check_passes_and_fails(digits_run, tmp_path, capsys):
     assert main(["check", "--reference", str(tmp_path / "ok.csv"), "--out", str(digits_run), "--no-progress"]) == 0
     high = ok.assign(map=ok["map"] + 0.05)
     high.to_csv(tmp_path / "high.csv", index=False)
-    assert main(["check", "--reference", str(tmp_path / "high.csv"), "--out", str(digits_run),
-                 "--no-progress"]) == 1
+    assert main(["check", "--reference", str(tmp_path / "high.csv"), "--out", str(digits_run), "--no-progress"]) == 1
     assert "DROP" in capsys.readouterr().out
 
 
@@ -137,9 +168,11 @@ def test_fit_sees_only_training_items_and_no_labels(tmp_path):
     register("spy", _Spy)
     _Spy.seen.clear()
     yield_back = methods._REGISTRY.pop
-    assert main(["run", "--methods", "spy", "--dataset", "digits", "--bits", "8", "--out", str(tmp_path),
-                 "--no-progress"]) == 0
-    (X, y), = _Spy.seen
+    assert (
+        main(["run", "--methods", "spy", "--dataset", "digits", "--bits", "8", "--out", str(tmp_path), "--no-progress"])
+        == 0
+    )
+    ((X, y),) = _Spy.seen
     ds = load_dataset("digits")
     train = make_split("digits", ds.labels, 0)["train"]
     yield_back("spy")  # keep `--methods all` of later tests to the real methods
@@ -167,8 +200,15 @@ def test_paper_uhga2020_lays_records_beside_published(digits_run, tmp_path, caps
     for p in (tmp_path / "cifar10" / "records").iterdir():  # pose digits records as cifar10 ones
         r = read_record(p)
         r.meta["config"]["dataset"] = r.meta["config"]["protocol"] = "cifar10"
-        write_record(p, r.meta, r.query_codes, r.db_codes,
-                     {k[6:]: v for k, v in r.arrays.items() if k.startswith("split_")}, r.query_labels, r.db_labels)
+        write_record(
+            p,
+            r.meta,
+            r.query_codes,
+            r.db_codes,
+            {k[6:]: v for k, v in r.arrays.items() if k.startswith("split_")},
+            r.query_labels,
+            r.db_labels,
+        )
     assert main(["paper", "uhga2020", "--out", str(tmp_path), "--dataset", "cifar10", "--features", "pixels"]) == 0
     out = capsys.readouterr().out
     assert "hashbench run --dataset cifar10" in out and "--methods" in out
@@ -187,8 +227,9 @@ def test_compare_two_methods_gives_intervals_and_p_values(digits_run, capsys):
     assert (t["diff"] > 0).all() and (t["ci_low"] <= t["diff"]).all() and (t["p_randomisation"] < 0.05).all()
 
 
-@pytest.mark.parametrize("extra", [["--methods", "itq", "--features", "cnn:alexnet"],
-                                   ["--methods", "ssdh", "--track", "end2end"]])
+@pytest.mark.parametrize(
+    "extra", [["--methods", "itq", "--features", "cnn:alexnet"], ["--methods", "ssdh", "--track", "end2end"]]
+)
 def test_missing_pretrained_weights_exit_2_with_how_to(extra, tmp_path, monkeypatch, capsys):
     """No ImageNet weights offline: a message saying how to supply them, never a random network."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -219,8 +260,18 @@ def test_image_method_on_feature_dataset_fails_before_any_cell(tmp_path, capsys)
     """lsh would run first; the grid is checked whole, so nothing is written before the error."""
     X = np.random.default_rng(0).random((300, 8))
     np.savez(tmp_path / "f.npz", X=X, y=np.arange(300) % 3)
-    rc = main(["run", "--methods", "lsh,hashgan", "--dataset", f"features:{tmp_path / 'f.npz'}",
-               "--out", str(tmp_path / "o"), "--no-progress"])
+    rc = main(
+        [
+            "run",
+            "--methods",
+            "lsh,hashgan",
+            "--dataset",
+            f"features:{tmp_path / 'f.npz'}",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "trains on images" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").rglob("*.npz"))
 
@@ -250,7 +301,8 @@ def test_bad_reference_rows_exit_2(tmp_path, capsys):
 def test_compare_puts_ours_beside_published(digits_run, tmp_path, capsys):
     pub = tmp_path / "pub.csv"
     pd.DataFrame({"method": ["ITQ", "sh"], "bits": [16, 16], "map": [0.5, 0.4], "source": ["x", "y"]}).to_csv(
-        pub, index=False)
+        pub, index=False
+    )
     assert main(["compare", "--published", str(pub), "--out", str(digits_run), "--dataset", "digits"]) == 0
     out = capsys.readouterr().out
     assert "| itq" in out and "| sh " not in out  # sh was not run: no invented row

@@ -57,8 +57,10 @@ def _idx_bytes(a: np.ndarray) -> bytes:
 
 
 def _write_mnist(folder, part, images, labels, gz):
-    stems = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}[part]
+    stems = {
+        "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    }[part]
     folder.mkdir(parents=True, exist_ok=True)
     for stem, arr in zip(stems, (images, labels), strict=True):
         if gz:
@@ -141,8 +143,11 @@ def _write_cifar_batches(root, sizes=(2, 2, 2, 2, 2, 3)):
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, n).tolist()
         with open(folder / name, "wb") as f:
-            pickle.dump({"batch_label": name, "labels": labels, "data": data,
-                         "filenames": [f"img{i}.png" for i in range(n)]}, f, protocol=2)
+            pickle.dump(
+                {"batch_label": name, "labels": labels, "data": data, "filenames": [f"img{i}.png" for i in range(n)]},
+                f,
+                protocol=2,
+            )
         all_data.append(data)
         all_labels += labels
     with open(folder / "batches.meta", "wb") as f:
@@ -255,7 +260,10 @@ def test_imagefolder_missing_and_corrupt(tmp_path):
 
 def test_natural_key_orders_numbers_by_value():
     assert sorted(["img10.jpg", "img2.jpg", "img1.jpg"], key=imagefolder_mod.natural_key) == [
-        "img1.jpg", "img2.jpg", "img10.jpg"]
+        "img1.jpg",
+        "img2.jpg",
+        "img10.jpg",
+    ]
 
 
 # ---------------------------------------------------------------------------------------- NUS-WIDE, list files

@@ -16,13 +16,27 @@ SPLIT = {"query": np.arange(5), "train": np.arange(3), "database": np.arange(9)}
 
 
 def meta_for(method, bits, seed, m, *, variant="", created=0, checksum="d0", protocol="digits"):
-    config = {"dataset": "digits", "dataset_checksum": checksum, "protocol": protocol,
-              "representation": {"name": "pixels", "version": 1}, "track": "features", "method": method,
-              "method_version": 1, "n_bits": bits, "seed": seed, "split_seed": seed, "split_checksum": f"c{seed}",
-              "params": {"v": variant}}
-    meta = {"config": config, "variant": variant, "timings": {"train_s": 1.0}, "created_ns": created,
-            "collapse": {"collapsed": m < 0.15, "note": "16 of 16 bits constant over the database" if m < 0.15
-                         else ""}}
+    config = {
+        "dataset": "digits",
+        "dataset_checksum": checksum,
+        "protocol": protocol,
+        "representation": {"name": "pixels", "version": 1},
+        "track": "features",
+        "method": method,
+        "method_version": 1,
+        "n_bits": bits,
+        "seed": seed,
+        "split_seed": seed,
+        "split_checksum": f"c{seed}",
+        "params": {"v": variant},
+    }
+    meta = {
+        "config": config,
+        "variant": variant,
+        "timings": {"train_s": 1.0},
+        "created_ns": created,
+        "collapse": {"collapsed": m < 0.15, "note": "16 of 16 bits constant over the database" if m < 0.15 else ""},
+    }
     scores = {"map": m, "map_index": m - 0.01, "map_min": m - 0.02, "map_max": m + 0.02, "topk": None}
     return meta, scores
 
@@ -57,8 +71,12 @@ def test_codes_are_stored_in_faiss_bit_order(tmp_path):
 def test_cache_key_depends_on_every_config_value():
     a = meta_for("itq", 16, 0, 0.5)[0]["config"]
     assert cell_key(a) == cell_key(dict(reversed(list(a.items()))))
-    for k, v in [("params", {"n_iter": 10}), ("method_version", 2), ("dataset_checksum", "other"),
-                 ("representation", {"name": "pixels", "version": 2})]:
+    for k, v in [
+        ("params", {"n_iter": 10}),
+        ("method_version", 2),
+        ("dataset_checksum", "other"),
+        ("representation", {"name": "pixels", "version": 2}),
+    ]:
         assert cell_key(a) != cell_key({**a, k: v}), k
 
 
@@ -72,8 +90,9 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", killed)
     meta, _ = meta_for("itq", 8, 0, 0.1)
     with pytest.raises(KeyboardInterrupt):
-        write_record(tmp_path / "x.npz", meta, np.zeros((1, 8), bool), np.zeros((1, 8), bool), SPLIT,
-                     np.zeros(1), np.zeros(1))
+        write_record(
+            tmp_path / "x.npz", meta, np.zeros((1, 8), bool), np.zeros((1, 8), bool), SPLIT, np.zeros(1), np.zeros(1)
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -89,8 +108,13 @@ def test_corrupt_and_foreign_records_are_clear_errors(tmp_path):
 
 
 def test_pivot_means_and_spread_over_seeds():
-    df = frame(meta_for("itq", 16, 0, 0.4), meta_for("itq", 16, 1, 0.6), meta_for("lsh", 16, 0, 0.2),
-               meta_for("lsh", 32, 0, 0.3), meta_for("lsh", 32, 1, 0.5))
+    df = frame(
+        meta_for("itq", 16, 0, 0.4),
+        meta_for("itq", 16, 1, 0.6),
+        meta_for("lsh", 16, 0, 0.2),
+        meta_for("lsh", 32, 0, 0.3),
+        meta_for("lsh", 32, 1, 0.5),
+    )
     t = pivot(df, "map")
     assert list(t.columns) == ["method", "16", "32"]
     assert t.set_index("method").loc["itq", "16"] == pytest.approx(0.5)

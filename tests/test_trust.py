@@ -40,8 +40,16 @@ def _image_folder(root: Path, seed: int) -> Path:
 def test_changed_images_change_the_records_and_features(tmp_path, capsys):
     """1: overwrite the images with other pixels of the same size: nothing old is reused."""
     data = _image_folder(tmp_path / "imgs", 0)
-    args = ["--methods", "lsh,itq", "--dataset", f"imagefolder:{data}", "--bits", "8", "--cache-dir",
-            str(tmp_path / "cache")]
+    args = [
+        "--methods",
+        "lsh,itq",
+        "--dataset",
+        f"imagefolder:{data}",
+        "--bits",
+        "8",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert _run(tmp_path / "o", *args) == 0
     before = _map(tmp_path / "o", "imagefolder-imgs").set_index("method")["8"]
     noise = np.random.default_rng(1)
@@ -120,16 +128,19 @@ def test_foreign_npz_in_records_is_skipped_with_a_warning(tmp_path):
         assert main(["tables", "--out", str(tmp_path), "--no-plots"]) == 0
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--methods", "", "--dataset", "digits"], "--methods is empty"),
-    (["--methods", "itq", "--dataset", "digits", "--seeds", "-1"], "seeds must be non-negative"),
-    (["--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=-5"], "n_iter"),
-    (["--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=2.5"], "n_iter"),
-    (["--methods", "sph", "--dataset", "digits", "--set", "sph.max_iter=-1"], "max_iter"),
-    (["--methods", "dsh", "--dataset", "digits", "--set", "dsh.r=0"], "dsh"),
-    (["--methods", "itq", "--dataset", "digits", "--jobs", "0"], "--jobs"),
-    (["--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=1:0:1"], "range"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--methods", "", "--dataset", "digits"], "--methods is empty"),
+        (["--methods", "itq", "--dataset", "digits", "--seeds", "-1"], "seeds must be non-negative"),
+        (["--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=-5"], "n_iter"),
+        (["--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=2.5"], "n_iter"),
+        (["--methods", "sph", "--dataset", "digits", "--set", "sph.max_iter=-1"], "max_iter"),
+        (["--methods", "dsh", "--dataset", "digits", "--set", "dsh.r=0"], "dsh"),
+        (["--methods", "itq", "--dataset", "digits", "--jobs", "0"], "--jobs"),
+        (["--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=1:0:1"], "range"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(argv, needle, tmp_path, capsys):
     """9-11: rejected before training, one line on stderr, no record written."""
     assert _run(tmp_path, *argv) == 2
@@ -194,12 +205,30 @@ def test_rescore_gives_the_stored_scores_and_a_new_cutoff_needs_no_training(tmp_
 
 def test_sweep_gives_one_row_per_value_and_split_seed_fixes_the_split(tmp_path):
     """Statistics issue: --set itq.n_iter=0,10,50 gives three rows; --split-seed varies only the method."""
-    assert _run(tmp_path, "--methods", "itq", "--dataset", "digits", "--bits", "16", "--set",
-                "itq.n_iter=0,10,50") == 0
+    assert _run(tmp_path, "--methods", "itq", "--dataset", "digits", "--bits", "16", "--set", "itq.n_iter=0,10,50") == 0
     t = _map(tmp_path)
     assert sorted(t["variant"].fillna("").tolist()) == ["", "n_iter=0", "n_iter=10"]
-    assert main(["run", "--out", str(tmp_path / "s"), *FAST, "--methods", "lsh", "--dataset", "digits", "--bits",
-                 "16", "--seeds", "0,1", "--split-seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--out",
+                str(tmp_path / "s"),
+                *FAST,
+                "--methods",
+                "lsh",
+                "--dataset",
+                "digits",
+                "--bits",
+                "16",
+                "--seeds",
+                "0,1",
+                "--split-seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     res = pd.read_csv(tmp_path / "s" / "digits" / "results.csv")
     assert res["split_checksum"].nunique() == 1 and res["seed"].tolist() == [0, 1]
     assert res["map"].nunique() == 2

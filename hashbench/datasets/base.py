@@ -88,8 +88,12 @@ def content_checksum(*arrays: np.ndarray) -> str:
     return array_digest(*arrays)
 
 
-def files_checksum(paths: Sequence[str | os.PathLike], labels: np.ndarray, root: str | os.PathLike | None = None,
-                   cache_dir: str | os.PathLike | None | bool = None) -> str:
+def files_checksum(
+    paths: Sequence[str | os.PathLike],
+    labels: np.ndarray,
+    root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None | bool = None,
+) -> str:
     """A content checksum of a file-based source: each file's bytes (sha256), its name and the labels.
 
     Changing any image's pixels changes the checksum, so records and cached features of the old

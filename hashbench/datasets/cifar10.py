@@ -145,8 +145,13 @@ def _load_batches(root: Path) -> Dataset:
         images=ArrayImages(X),
         protocol="cifar10",
         source=f"CIFAR-10 official python pickles {folder} ({note}): {n_train} train + {len(X) - n_train} test",
-        extra={"format": "pickles", "official_md5": official, "classes": classes, "n_train": n_train,
-               "root": str(folder)},
+        extra={
+            "format": "pickles",
+            "official_md5": official,
+            "classes": classes,
+            "n_train": n_train,
+            "root": str(folder),
+        },
         checksum=content_checksum(X, y),
     )
 
@@ -211,7 +216,6 @@ def _load_jpeg_folder(root: Path) -> Dataset:
             f"CIFAR-10 JPEG image folders {root} ({n_train} train + {len(paths) - n_train} test; "
             "JPEG-compressed: pixels differ from the official pickles by about 6 grey levels)"
         ),
-        extra={"format": "jpeg", "classes": list(CLASSES), "n_train": n_train, "root": str(root),
-               "paths": paths},
+        extra={"format": "jpeg", "classes": list(CLASSES), "n_train": n_train, "root": str(root), "paths": paths},
         checksum=checksum,
     )

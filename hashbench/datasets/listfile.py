@@ -135,8 +135,11 @@ def resolve_images(
     return FileImages(full, size, "RGB"), f"images resized to {size[0]}x{size[1]}"
 
 
-def lists_checksum(lists: dict[str, tuple[list[str], np.ndarray]], images: FileImages | None = None,
-                   root: str | os.PathLike | None = None) -> str:
+def lists_checksum(
+    lists: dict[str, tuple[list[str], np.ndarray]],
+    images: FileImages | None = None,
+    root: str | os.PathLike | None = None,
+) -> str:
     """Checksum of the lists (names, paths, labels) and, when the images are present, of their bytes
     (:func:`~hashbench.datasets.base.files_checksum`), so changed pixels change every key."""
     parts = []
@@ -173,7 +176,13 @@ def load_listfile(directory: str | os.PathLike, image_size: int = DEFAULT_IMAGE_
             f"list files {root} (database {sizes['database']}, train {sizes['train']}, test {sizes['test']} rows; "
             f"pool of {len(paths)} unique paths; {image_note})"
         ),
-        extra={"format": "listfile", "paths": paths, "root": str(root), "list_sizes": sizes,
-               "repeats_dropped": repeats, "images": image_note},
+        extra={
+            "format": "listfile",
+            "paths": paths,
+            "root": str(root),
+            "list_sizes": sizes,
+            "repeats_dropped": repeats,
+            "images": image_note,
+        },
         checksum=lists_checksum(lists, images, root),
     )

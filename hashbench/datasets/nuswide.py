@@ -64,8 +64,15 @@ def load_nuswide21(
             f"NUS-WIDE-21 lists {root} ({', '.join(f'{k} {v}' for k, v in sizes.items())} rows; "
             f"pool of {len(paths)} unique paths; {image_note})"
         ),
-        extra={"format": "listfile", "paths": paths, "root": str(root), "list_rows": members,
-               "list_sizes": sizes, "repeats_dropped": repeats, "images": image_note,
-               "n_without_label": n_unlabelled},
+        extra={
+            "format": "listfile",
+            "paths": paths,
+            "root": str(root),
+            "list_rows": members,
+            "list_sizes": sizes,
+            "repeats_dropped": repeats,
+            "images": image_note,
+            "n_without_label": n_unlabelled,
+        },
         checksum=lists_checksum(lists, images, img_root),
     )
