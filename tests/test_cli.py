@@ -278,7 +278,7 @@ def test_image_method_on_feature_dataset_fails_before_any_cell(tmp_path, capsys)
 
 def test_set_value_of_the_wrong_type_exits_2(tmp_path, capsys):
     rc = main(["run", "--methods", "itq", "--dataset", "digits", "--set", "itq.n_iter=abc", "--out", str(tmp_path)])
-    assert rc == 2 and "expected a number" in capsys.readouterr().err
+    assert rc == 2 and "must be an integer" in capsys.readouterr().err
 
 
 def test_check_write_then_check_round_trip(tmp_path, capsys):
