@@ -16,9 +16,11 @@ Variants:
 
 - ``eager``: the plain baseline, contiguous NCHW under ``torch.no_grad``, batch 64;
 - ``eager+channels_last``: channels_last memory format and ``torch.inference_mode``;
-- ``onnxruntime bB tT``: hashbench's default CPU backend (the exported graph on ONNX Runtime), at
-  each batch size B and thread count T asked for;
-- ``--sizes``: the default backend at other image sizes (``cnn:NAME@SIZE``), features not comparable;
+- ``onnxruntime bB tT``: the exported graph on ONNX Runtime, one run per batch, at each batch size B
+  and intra-op thread count T asked for;
+- ``hashbench default``: what ``compute_features`` runs (``CNNExtractor``): ONNX Runtime, batches of
+  64 split across torch's thread count of concurrent single-threaded runs;
+- ``--sizes``: the default at other image sizes (``cnn:NAME@SIZE``), features not comparable;
 - ``--compile``: ``torch.compile`` (inductor, freezing) on the channels_last model (minutes to compile);
 - ``--bf16``: channels_last under bfloat16 autocast (slow without native bf16 instructions).
 
@@ -121,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 spin = "" if spinning else " no-spin"
                 variants[f"onnxruntime b{bs} t{threads}{spin}"] = (ort_fn, bs, True)
+    default = CNNExtractor(spec, "imagenet")
+    variants[f"hashbench default ({default.backend}, {default.workers} workers x 1 thread)"] = (default, 64, True)
     for size in _ints(args.sizes):
         ext = CNNExtractor(f"{spec.arch}@{size}", "imagenet")
-        variants[f"default backend ({ext.backend}) @{size}"] = (ext, 32, False)
+        variants[f"hashbench default @{size}"] = (ext, 64, False)
     if args.compile:
         import torch._inductor.config as inductor_config
 

@@ -268,3 +268,16 @@ def test_onnx_failure_falls_back_to_torch_unless_onnxruntime_was_asked_for(monke
     assert ext(np.zeros((1, 8, 8, 3), np.uint8)).shape == (1, 1280)
     with pytest.raises(InvalidInput, match="onnxruntime backend failed"):
         cnn.CNNExtractor("efficientnet-lite0@32", weights=None, backend="onnxruntime")
+
+
+def test_batches_split_across_workers_give_the_same_features():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    images = np.random.default_rng(4).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    one = cnn.CNNExtractor("efficientnet-lite0@64", weights=None, backend="onnxruntime", workers=1)
+    three = cnn.CNNExtractor("efficientnet-lite0@64", weights=None, backend="onnxruntime", workers=3)
+    assert three._pool is not None
+    a, b = one(images), three(images)  # 5 images in parts of 2, 2, 1
+    assert b.shape == (5, 1280) and b.dtype == np.float32
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(three(images[:1]), a[:1], rtol=1e-5, atol=1e-6)

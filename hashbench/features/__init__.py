@@ -65,7 +65,7 @@ _VERSIONS = {
     "cnn:timm": 1,
 }
 #: images per forward pass when the caller gives no batch size (CNN: chosen in benchmarks/cnn.py)
-_BATCH = {"gist": 256, "pixels": 4096, "cnn": 32}
+_BATCH = {"gist": 256, "pixels": 4096, "cnn": 64}
 
 
 def list_representations() -> list[str]:
@@ -145,11 +145,14 @@ def _extractor(rep: str, weights, device, download: bool, cache_dir) -> Callable
         from .gist import gist
 
         return lambda images: gist(images)
+    import torch
+
     from .cnn import cnn_extractor, parse_cnn, weights_id
 
     spec = parse_cnn(rep[4:])
     w = "imagenet" if weights is None else weights
-    memo = (spec, weights_id(spec.name, w), str(device), os.environ.get("HASHBENCH_CNN_BACKEND", ""), str(cache_dir))
+    backend = os.environ.get("HASHBENCH_CNN_BACKEND", "")
+    memo = (spec, weights_id(spec.name, w), str(device), backend, str(cache_dir), torch.get_num_threads())
     if memo not in _extractors:
         _extractors.clear()  # one network at a time: they hold tens of MB
         _extractors[memo] = cnn_extractor(spec.name, w, device, download, cache_dir=cache_dir)
@@ -184,7 +187,7 @@ def compute_features(
         weights: CNN weights: None = the built-in ImageNet weights (the Lite package's file,
             torchvision's cache for AlexNet / VGG-16), or a state_dict file.
         device: torch device for CNNs (``"auto"`` picks CUDA when present); GIST runs on the CPU.
-        batch_size: images decoded and processed at a time (default: 32 for CNNs, 256 for GIST).
+        batch_size: images decoded and processed at a time (default: 64 for CNNs, 256 for GIST).
         progress: show a progress bar (images, with an ETA).
         download: allow torchvision to download ImageNet weights (AlexNet / VGG-16 only).
         refresh: ignore cached entries and chunks of this request, recompute and overwrite them.
