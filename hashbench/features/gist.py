@@ -43,8 +43,11 @@ PREFILTER_PAD = 5
 def _freq_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """fx (columns), fy (rows) in cycles per image, in FFT order (``fftshift`` of MATLAB's meshgrid)."""
     h, w = shape
-    fy, fx = np.meshgrid(np.fft.ifftshift(np.arange(-(h // 2), h - h // 2)),
-                         np.fft.ifftshift(np.arange(-(w // 2), w - w // 2)), indexing="ij")
+    fy, fx = np.meshgrid(
+        np.fft.ifftshift(np.arange(-(h // 2), h - h // 2)),
+        np.fft.ifftshift(np.arange(-(w // 2), w - w // 2)),
+        indexing="ij",
+    )
     return fx.astype(np.float64), fy.astype(np.float64)
 
 
