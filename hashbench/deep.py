@@ -42,10 +42,11 @@ from .methods import (
     fit_context,
     validate_features,
 )
+from .nets import END2END_ARCHS
 
 TRACKS = ("features", "end2end")
 #: backbones of the end-to-end track (``hashbench.nets.end2end_net``)
-ARCHS = ("alexnet", "vgg16")
+ARCHS = END2END_ARCHS
 
 
 def config_key(params: Mapping[str, Any], *arrays: np.ndarray) -> str:
@@ -272,7 +273,7 @@ class DeepHashMethod(HashMethod):
             return X[torch.as_tensor(idx, device=X.device)]
         from .nets import preprocess_images
 
-        return preprocess_images(X[np.asarray(idx)]).to(device)
+        return preprocess_images(X[np.asarray(idx)], arch=self.arch).to(device)
 
     def validate_input(self, X: Any, *, fitting: bool = False) -> np.ndarray:
         """Features track: :func:`hashbench.methods.validate_features` as float32; end-to-end: uint8 images."""

@@ -181,7 +181,7 @@ def test_end2end_rotates_the_batch_images(monkeypatch, digits):
     def tiny_end2end(arch, n_bits, weights="imagenet"):
         return nets.HashNet(Spy(), 8, n_bits)
 
-    def tiny_preprocess(imgs, size=224):
+    def tiny_preprocess(imgs, size=224, arch=None):
         x = torch.from_numpy(np.asarray(imgs, dtype=np.float32) / 255.0).permute(0, 3, 1, 2)
         return x.repeat(1, 3, 1, 1)
 
