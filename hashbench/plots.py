@@ -17,7 +17,6 @@ metadata, fixed fonts and sizes, so drawing the same records twice gives byte-id
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import math
 import sys
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .digests import text_digest
 from .io import atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,7 +146,7 @@ def _style() -> Iterator[None]:
 
 
 def _hash_index(name: str, n: int) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % n
+    return int(text_digest([name], length=8), 16) % n
 
 
 def method_style(method: str) -> tuple[str, str]:
