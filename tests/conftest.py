@@ -62,3 +62,15 @@ def cifar10_jpeg_root() -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def digits_lsh_itq_run(tmp_path_factory) -> Path:
+    """One real run shared by the figure and report tests (they copy it): lsh, itq x 16, 32 bits x seeds
+    0, 1 on the embedded digits, tables only."""
+    from hashbench.cli import main
+
+    out = tmp_path_factory.mktemp("digits-lsh-itq")
+    argv = ["run", "--methods", "lsh,itq", "--dataset", "digits", "--bits", "16,32", "--seeds", "0,1"]
+    assert main([*argv, "--out", str(out), "--no-progress", "--threads", "1", "--no-plots"]) == 0
+    return out

@@ -203,31 +203,13 @@ def test_drawing_the_same_records_twice_gives_identical_files():
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Path:
-    """Real records: 2 methods x 2 code lengths x 2 seeds on the embedded digits (tables, no figures)."""
-    from hashbench.cli import main
+def digits_run(digits_lsh_itq_run, tmp_path_factory) -> Path:
+    """Real records: 2 methods x 2 code lengths x 2 seeds on the embedded digits (tables, no figures),
+    a private copy of the session's run."""
+    import shutil
 
     out = tmp_path_factory.mktemp("plots-digits")
-    rc = main(
-        [
-            "run",
-            "--methods",
-            "lsh,itq",
-            "--dataset",
-            "digits",
-            "--bits",
-            "16,32",
-            "--seeds",
-            "0,1",
-            "--out",
-            str(out),
-            "--no-progress",
-            "--threads",
-            "1",
-            "--no-plots",
-        ]
-    )
-    assert rc == 0
+    shutil.copytree(digits_lsh_itq_run, out, dirs_exist_ok=True)
     return out
 
 
