@@ -102,14 +102,111 @@ class AttentionNet(nn.Module):
         return self.net(z).squeeze(-1)
 
 
+class _AttentionMLP(torch.autograd.Function):
+    """phi's logits relu(z W1^T + b1) W2^T + b2 for rows z (N, 5), in cache-sized row chunks.
+
+    The same values as ``AttentionNet.net(z)`` (each row's two small products are the same
+    arithmetic; only the order of the sums over rows in the weight gradients differs, at float
+    round-off). What it saves is memory traffic: eager autograd writes, re-reads and keeps the
+    (N, hidden) activation (N = 2 n m K: 420 MB at batch 128 and 64 bits), here each chunk's activation
+    stays in cache and is recomputed in backward rather than stored. ``z`` needs no gradient (GA's
+    attention inputs are constants for the meta-gradient); backward is first order, which is all the
+    look-ahead meta-gradient takes.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, W1: Tensor, b1: Tensor, W2: Tensor, b2: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
+        out = torch.empty(z.shape[0], dtype=z.dtype, device=z.device)
+        W1t, W2t = W1.t(), W2.t()
+        for s in range(0, z.shape[0], chunk):
+            h = torch.addmm(b1, z[s : s + chunk], W1t).relu_()
+            out[s : s + chunk] = torch.addmm(b2, h, W2t).squeeze(1)
+        ctx.save_for_backward(z, W1, b1, W2)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        z, W1, b1, W2 = ctx.saved_tensors
+        chunk = ctx.chunk
+        # With a = z W1^T + b1, h = relu(a), M = [a > 0] and g the logits' gradient:
+        # dW2 = g^T h, and dA = M * (g w2^T) gives dW1 = dA^T z = w2 * (M^T (g z)), db1 = w2 * (M^T g),
+        # so one product [g z, g]^T M (6 x hidden) replaces forming dA (chunk x hidden).
+        dW2 = torch.zeros_like(W2)
+        YtM = torch.zeros((z.shape[1] + 1, W1.shape[0]), dtype=z.dtype, device=z.device)
+        W1t = W1.t()
+        for s in range(0, z.shape[0], chunk):
+            zc, gc = z[s : s + chunk], grad[s : s + chunk]
+            h = torch.addmm(b1, zc, W1t).relu_()
+            dW2.addmm_(gc[None, :], h)
+            Y = torch.cat([zc * gc[:, None], gc[:, None]], dim=1)
+            YtM.addmm_(Y.t(), h.sign_())
+        w2 = W2.squeeze(0)
+        dW1 = (w2[None, :] * YtM[:-1]).t().contiguous()
+        db1 = w2 * YtM[-1]
+        return None, dW1, db1, dW2, grad.sum().reshape(1), None
+
+
+#: rows of z per chunk of :class:`_AttentionMLP` (x hidden 100 x 4 bytes = 0.8 MB of activation; the
+#: fastest of 1024-8192 measured on a 2-core x86 CPU)
+ATTENTION_CHUNK = 2048
+
+
+def attention_logits(attention: nn.Module, z: Tensor, chunk: int = ATTENTION_CHUNK) -> Tensor:
+    """``attention(z)`` for rows z (..., 5); for an :class:`AttentionNet` through the chunked
+    :class:`_AttentionMLP` (same values, a fraction of the memory traffic), else the module itself."""
+    if not isinstance(attention, AttentionNet) or z.requires_grad:
+        return attention(z)
+    first, _, second = attention.net
+    flat = z.reshape(-1, z.shape[-1])
+    out = _AttentionMLP.apply(flat, first.weight, first.bias, second.weight, second.bias, int(chunk))
+    return out.reshape(z.shape[:-1])
+
+
+def attention_inputs(U: Tensor, V: Tensor, G: Tensor, *, p: float = 10.0, eps: float = 1e-6) -> Tensor:
+    """GA's attention inputs z (2, n, m, K, 5): side A's z^A_ijk = [u_ik, pre(G_ij v_jk), pre(sum_j G_ij
+    v_jk)] at [0], side B's z^B_ijk = [v_jk, pre(G_ij u_ik), pre(sum_i G_ij u_ik)] at [1].
+
+    Written into one buffer (no concatenation copies); the batch totals are preprocessed once per
+    (i, k) / (j, k) and broadcast, which gives the same values as preprocessing the expanded tensor.
+    """
+    n, K = U.shape
+    m = V.shape[0]
+    gA = G[:, :, None] * V[None, :, :]  # (n, m, K)
+    gB = G[:, :, None] * U[:, None, :]
+    z = torch.empty((2, n, m, K, 5), dtype=U.dtype, device=U.device)
+    z[0, ..., 0] = U[:, None, :]
+    z[0, ..., 1:3] = preprocess_gradient(gA, p, eps)
+    z[0, ..., 3:5] = preprocess_gradient(gA.sum(dim=1, keepdim=True), p, eps)
+    z[1, ..., 0] = V[None, :, :]
+    z[1, ..., 1:3] = preprocess_gradient(gB, p, eps)
+    z[1, ..., 3:5] = preprocess_gradient(gB.sum(dim=0, keepdim=True), p, eps)
+    return z
+
+
 def attention_weights(
     attention: nn.Module, U: Tensor, V: Tensor, G: Tensor, *, p: float = 10.0, eps: float = 1e-6
 ) -> tuple[Tensor, Tensor]:
     """alpha^A, alpha^B (n, m, K) for codes U (n, K), V (m, K) and G = dL/dP (n, m).
 
     z^A_ijk = [u_ik, pre(G_ij v_jk), pre(sum_j G_ij v_jk)], z^B_ijk = [v_jk, pre(G_ij u_ik),
-    pre(sum_i G_ij u_ik)]; the two logits go through a softmax so alpha^A + alpha^B = 1.
+    pre(sum_i G_ij u_ik)] (:func:`attention_inputs`); the two logits go through a softmax so
+    alpha^A + alpha^B = 1 (to round-off). Equal to :func:`attention_weights_reference` (the plain eager
+    formulation, kept for tests and ``python -m benchmarks.ga``) to float round-off.
     """
+    logits = attention_logits(attention, attention_inputs(U, V, G, p=p, eps=eps))
+    # the softmax of two logits is the sigmoid of their difference (torch's softmax over a last axis
+    # of length 2 is several times slower)
+    diff = logits[0] - logits[1]
+    return torch.sigmoid(diff), torch.sigmoid(-diff)
+
+
+def attention_weights_reference(
+    attention: nn.Module, U: Tensor, V: Tensor, G: Tensor, *, p: float = 10.0, eps: float = 1e-6
+) -> tuple[Tensor, Tensor]:
+    """:func:`attention_weights` as first written: expanded inputs concatenated, the module applied
+    to each side with eager autograd (stores the (n, m, K, hidden) activations)."""
     n, K = U.shape
     m = V.shape[0]
     gA = G[:, :, None] * V[None, :, :]  # (n, m, K)
@@ -274,6 +371,9 @@ class GradientAttention:
         self.names = [n for n, q in model.named_parameters() if q.requires_grad]
         self.params = [q for q in model.parameters() if q.requires_grad]
         self.device = ref.device
+        #: how alpha is computed: :func:`attention_weights` (chunked); benchmarks and tests swap in
+        #: :func:`attention_weights_reference` to compare the two side by side
+        self.weights_fn = attention_weights
 
     def _codes(self, values: dict, x: Tensor) -> Tensor:
         if self._forward is not None:
@@ -303,7 +403,7 @@ class GradientAttention:
             P = (Ud @ Vd.T).requires_grad_(True)
             pair_loss = loss_fn(P, S)
             (G,) = torch.autograd.grad(pair_loss, P)
-            alpha_a, alpha_b = attention_weights(self.attention, Ud, Vd, G, p=self.p, eps=self.eps)
+            alpha_a, alpha_b = self.weights_fn(self.attention, Ud, Vd, G, p=self.p, eps=self.eps)
             dU, dV = reweighted_code_gradients(alpha_a, alpha_b, G, Ud, Vd)
             if x_b is None:
                 outputs, grad_outputs = [U], [dU + dV]

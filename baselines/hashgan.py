@@ -437,7 +437,11 @@ class HashGAN(HashMethod):
                 loss_g = feature_matching_loss(phi[:m].detach(), phi_fake)
                 if hashing:
                     loss_g = loss_g + float(self.w_col) * collaborative_loss(e_gen, b)
-                loss_g.backward()
+                # G's parameters only: D's gradients of this loss would be discarded by the next
+                # zero_grad, so their convolution weight-gradients are not computed (same G update)
+                g_params = [q for q in G.parameters() if q.requires_grad]
+                for q, grad in zip(g_params, torch.autograd.grad(loss_g, g_params), strict=True):
+                    q.grad = grad
                 opt_g.step()
 
                 sums += [adv.item(), hash_loss.item(), loss_g.item()]

@@ -295,3 +295,103 @@ def test_ssdh_ga_fits_and_encodes():
     codes = a.encode(X[100:])
     assert codes.dtype == bool and codes.shape == (20, 8)
     assert len(a.history_["loss"]) == 2 and all(np.isfinite(a.history_["loss"]))
+
+
+# ----------------------------------------------------------------------------------------------
+# The chunked attention net (the fast path) against the plain eager formulation
+# ----------------------------------------------------------------------------------------------
+def _codes_and_gradient(n, m, K, seed, scale=1e-3):
+    g = torch.Generator().manual_seed(seed)
+    U = torch.tanh(torch.randn(n, K, generator=g))
+    V = torch.tanh(torch.randn(m, K, generator=g))
+    # a spread of magnitudes, so both branches of the preprocessing occur
+    G = torch.randn(n, m, generator=g) * scale * torch.exp(4 * torch.randn(n, m, generator=g))
+    return U, V, G
+
+
+@pytest.mark.parametrize("n,m,K", [(5, 4, 3), (24, 24, 16), (33, 17, 40)])
+def test_chunked_attention_weights_equal_the_eager_reference(n, m, K):
+    from hashbench_baselines.gradient_attention import AttentionNet, attention_weights_reference
+
+    torch.manual_seed(n + K)
+    net = AttentionNet().double()  # float64: round-off far below the differences that matter
+    U, V, G = (t.double() for t in _codes_and_gradient(n, m, K, seed=K))
+    w = torch.randn(n, m, K, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = {}
+    for name, fn in [("reference", attention_weights_reference), ("chunked", attention_weights)]:
+        a, b = fn(net, U, V, G)
+        grads = torch.autograd.grad((a * w).sum() + (b * w**2).sum(), list(net.parameters()))
+        out[name] = (a.detach(), b.detach(), grads)
+    (a0, b0, g0), (a1, b1, g1) = out["reference"], out["chunked"]
+    torch.testing.assert_close(a1, a0, rtol=0, atol=1e-12)
+    torch.testing.assert_close(b1, b0, rtol=0, atol=1e-12)
+    # the meta-gradients of phi (W1, b1, W2): equal to round-off of their sums; the output bias
+    # cancels between the two sides (its true gradient is 0), so only its size is checked
+    for x, y in zip(g1[:3], g0[:3], strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-10 * float(y.abs().max()))
+    assert float(g1[3].abs()) < 1e-10
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 2048])
+def test_attention_mlp_chunks_give_the_module_values_and_gradients(chunk):
+    from hashbench_baselines.gradient_attention import AttentionNet, attention_logits
+
+    torch.manual_seed(0)
+    net = AttentionNet(hidden=9).double()
+    z = torch.randn(301, 5, dtype=torch.float64)
+    g = torch.randn(301, dtype=torch.float64)
+    ref = net(z)
+    got = attention_logits(net, z, chunk=chunk)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    gr = torch.autograd.grad((ref * g).sum(), list(net.parameters()))
+    gg = torch.autograd.grad((got * g).sum(), list(net.parameters()))
+    for x, y in zip(gg, gr, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
+
+
+def test_attention_logits_fall_back_to_other_modules():
+    from hashbench_baselines.gradient_attention import attention_logits
+
+    calls = []
+
+    def custom(z):
+        calls.append(z.shape)
+        return z.sum(-1)
+
+    z = torch.randn(2, 3, 5)
+    torch.testing.assert_close(attention_logits(custom, z), z.sum(-1))
+    assert calls == [(2, 3, 5)]
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_ga_step_with_chunked_attention_equals_the_reference_step(opt):
+    """One full GA iteration (hash-net step and attention step) from the same state: theta and phi
+    after the step agree with the eager formulation to float round-off."""
+    from hashbench_baselines.gradient_attention import attention_weights_reference
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 16), nn.Tanh()).double()
+    g = torch.Generator().manual_seed(5)
+    xa = torch.randn(24, 12, generator=g, dtype=torch.float64)
+    xb = torch.randn(24, 12, generator=g, dtype=torch.float64)
+    S = (torch.rand(24, 24, generator=g) < 0.3).double()
+    after = []
+    for fn in (attention_weights_reference, attention_weights):
+        model = copy.deepcopy(net)
+        params = list(model.parameters())
+        optimizer = (
+            torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True)
+            if opt == "sgd"
+            else torch.optim.Adam(params, lr=1e-2)
+        )
+        ga = GradientAttention(model, optimizer, seed=3)
+        ga.weights_fn = fn
+        for _ in range(2):
+            ga.step(xa, xb, S, likelihood_loss)
+        state = [q.detach().clone() for q in model.parameters()]
+        after.append(state + [q.detach().clone() for q in ga.attention.parameters()])
+    assert len(after[0]) == len(after[1]) == 4 + 4
+    for x, y in zip(after[1], after[0], strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-9)
+    # and the steps did move theta (the comparison is not between two untouched copies)
+    assert not torch.equal(after[0][0], net[0].weight)
