@@ -283,6 +283,10 @@ class HashGAN(HashMethod):
         "verbose": [Boolean()],
     }
 
+    # The G step differentiates loss_g for G's parameters only (True), or runs the full backward
+    # that also fills D's gradients, discarded by D's next zero_grad (False: the slower original).
+    _generator_grads_only = True
+
     def __init__(
         self,
         n_bits: int = 32,
@@ -439,9 +443,12 @@ class HashGAN(HashMethod):
                     loss_g = loss_g + float(self.w_col) * collaborative_loss(e_gen, b)
                 # G's parameters only: D's gradients of this loss would be discarded by the next
                 # zero_grad, so their convolution weight-gradients are not computed (same G update)
-                g_params = [q for q in G.parameters() if q.requires_grad]
-                for q, grad in zip(g_params, torch.autograd.grad(loss_g, g_params), strict=True):
-                    q.grad = grad
+                if self._generator_grads_only:
+                    g_params = [q for q in G.parameters() if q.requires_grad]
+                    for q, grad in zip(g_params, torch.autograd.grad(loss_g, g_params), strict=True):
+                        q.grad = grad
+                else:  # the plain full backward, kept for the test and benchmark that compare
+                    loss_g.backward()
                 opt_g.step()
 
                 sums += [adv.item(), hash_loss.item(), loss_g.item()]

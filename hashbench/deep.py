@@ -34,6 +34,7 @@ from .methods import (
     RUNTIME_PARAMS,
     SEED,
     Boolean,
+    Constraint,
     Device,
     HashMethod,
     Instance,
@@ -47,6 +48,25 @@ from .nets import END2END_ARCHS
 TRACKS = ("features", "end2end")
 #: backbones of the end-to-end track (``hashbench.nets.end2end_net``)
 ARCHS = END2END_ARCHS
+
+
+class Backbone(Constraint):
+    """An end-to-end backbone of :data:`ARCHS`, optionally ``@SIZE`` (its input side, 32..1024)."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        from .nets import end2end_arch_size
+
+        try:
+            end2end_arch_size(value)
+        except InvalidInput:
+            return False
+        return isinstance(value, str)
+
+    def describe(self) -> str:
+        return f"one of {', '.join(map(repr, ARCHS))}, optionally @SIZE (e.g. 'efficientnet-lite0@96')"
+
+    def invalid_examples(self) -> list[Any]:
+        return ["resnet50", "alexnet@big"]
 
 
 def config_key(params: Mapping[str, Any], *arrays: np.ndarray) -> str:
@@ -129,7 +149,8 @@ class DeepHashMethod(HashMethod):
         track: ``"features"`` (train a hash head on a representation's features; ``input`` is
             "features") or ``"end2end"`` (train backbone + hash layer on uint8 images; ``input`` is
             "images"; images are resized to 224 and ImageNet-normalised).
-        arch: ``"alexnet"`` or ``"vgg16"`` (end-to-end backbone).
+        arch: the end-to-end backbone (:data:`ARCHS`), optionally ``@SIZE`` for a smaller input
+            (``"efficientnet-lite0@96"``: a CPU-sized fine-tuning; default: the backbone's own 224).
         weights: ``"imagenet"`` (default), a path to a state dict, or None (random backbone: tests
             only). Unused on the features track.
         epochs: passes over the training set; None = the class's ``default_epochs[track]``.
@@ -174,7 +195,7 @@ class DeepHashMethod(HashMethod):
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_bits": [N_BITS],
         "track": [Options(*TRACKS)],
-        "arch": [Options(*ARCHS)],
+        "arch": [Backbone()],
         "weights": [None, Instance(str, Path, description="'imagenet' or the path of a state dict")],
         "epochs": [None, Interval(int, 1, None)],
         "batch_size": [Interval(int, 1, None)],

@@ -102,11 +102,28 @@ def feature_net(X: np.ndarray, n_bits: int, *, hidden: int = 1024, dropout: floa
 END2END_ARCHS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "alexnet", "vgg16")
 
 
-def _check_end2end_arch(arch: str) -> str:
+def end2end_arch_size(arch: str) -> tuple[str, int | None]:
+    """``"efficientnet-lite0"`` -> (the name, None); ``"efficientnet-lite0@96"`` -> (the name, 96).
+
+    The ``@SIZE`` suffix sets the side of the network input (default: the backbone's own, 224): a
+    smaller input is much cheaper to train on a CPU and still fine-tunes the whole backbone.
+    """
     a = str(arch).strip().lower()
-    if a not in END2END_ARCHS:
-        raise InvalidInput(f"unknown end-to-end backbone {arch!r}; use one of {', '.join(END2END_ARCHS)}")
-    return a
+    base, sep, size = a.partition("@")
+    if base not in END2END_ARCHS or (sep and not size.isdigit()):
+        raise InvalidInput(
+            f"unknown end-to-end backbone {arch!r}; use one of {', '.join(END2END_ARCHS)}, "
+            "optionally with @SIZE for a smaller input (e.g. efficientnet-lite0@96)"
+        )
+    if sep and not 32 <= int(size) <= 1024:
+        raise InvalidInput(
+            f"end-to-end backbone {arch!r}: input size {size} out of range; give @SIZE between 32 and 1024"
+        )
+    return base, (int(size) if sep else None)
+
+
+def _check_end2end_arch(arch: str) -> str:
+    return end2end_arch_size(arch)[0]
 
 
 def end2end_net(arch: str, n_bits: int, weights: str | None = "imagenet") -> HashNet:
@@ -131,12 +148,13 @@ def end2end_net(arch: str, n_bits: int, weights: str | None = "imagenet") -> Has
 def preprocess_images(images: np.ndarray, size: int | None = None, arch: str = "alexnet") -> torch.Tensor:
     """uint8 images (n, H, W, C), C in {1, 3} -> the float NCHW input of ``arch``'s backbone (grey -> RGB).
 
-    ``size``: the side of the network input (default the backbone's own, 224 for Lite0 and AlexNet);
-    smaller is cheaper. AlexNet / VGG-16: ImageNet mean/std, bilinear; Lite: (x - 127) / 128, bicubic.
-    Non-square images are centre-cropped first.
+    ``size``: the side of the network input (default: an ``@SIZE`` suffix of ``arch``, else the
+    backbone's own, 224 for Lite0 and AlexNet); smaller is cheaper. AlexNet / VGG-16: ImageNet
+    mean/std, bilinear; Lite: (x - 127) / 128, bicubic. Non-square images are centre-cropped first.
     """
     from .features.cnn import parse_cnn, preprocess, preprocessing_for
 
-    arch = _check_end2end_arch(arch)
+    arch, arch_size = end2end_arch_size(arch)
+    size = arch_size if size is None else size
     spec = parse_cnn(arch if size is None else f"{arch}@{int(size)}")
     return preprocess(np.asarray(images), preprocessing_for(spec))

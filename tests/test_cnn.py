@@ -213,6 +213,7 @@ def test_end2end_lite0_shapes_gradients_and_one_step():
     from hashbench.nets import END2END_ARCHS, end2end_net, preprocess_images
 
     assert "efficientnet-lite0" in END2END_ARCHS
+    torch.manual_seed(0)  # the hash layer's initialisation (else it follows whatever ran before)
     net = end2end_net("efficientnet-lite0", 8, weights="imagenet").train()
     images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     x = preprocess_images(images, size=64, arch="efficientnet-lite0")
@@ -251,6 +252,33 @@ def test_end2end_alexnet_still_builds_and_unknown_arch_fails():
     assert tuple(h.shape) == (1, 4)
     with pytest.raises(InvalidInput, match="efficientnet-lite0"):
         end2end_net("resnet", 4)
+
+
+def test_end2end_arch_size_suffix_sets_the_network_input():
+    """``arch@SIZE`` (e.g. ``--set ssdh.arch=efficientnet-lite0@96``): a deep method fine-tunes and
+    encodes at that input side; a malformed suffix fails before any training, naming the fix."""
+    from hashbench_baselines.ssdh import SSDH
+
+    from hashbench.nets import end2end_arch_size, preprocess_images
+
+    assert end2end_arch_size("EfficientNet-Lite0@96") == ("efficientnet-lite0", 96)
+    assert end2end_arch_size("vgg16") == ("vgg16", None)
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    assert tuple(preprocess_images(images, arch="efficientnet-lite0@48").shape) == (6, 3, 48, 48)
+    assert tuple(preprocess_images(images, size=40, arch="efficientnet-lite0@48").shape) == (6, 3, 40, 40)
+    seen = []
+    m = SSDH(
+        track="end2end", arch="efficientnet-lite0@48", weights=None, n_bits=4, epochs=1, batch_size=3, device="cpu"
+    )
+    real_inputs = m.batch_inputs
+    m.batch_inputs = lambda X, idx, device: (
+        seen.append(real_inputs(X, idx, device).shape) or real_inputs(X, idx, device)
+    )
+    codes = m.fit(images).encode(images)
+    assert codes.shape == (6, 4) and seen and all(tuple(s[1:]) == (3, 48, 48) for s in seen)
+    for bad in ("efficientnet-lite0@big", "efficientnet-lite0@8", "resnet50@96"):
+        with pytest.raises(InvalidInput, match="@SIZE"):
+            SSDH(track="end2end", arch=bad).check_params()
 
 
 def test_onnx_failure_falls_back_to_torch_unless_onnxruntime_was_asked_for(monkeypatch):

@@ -163,6 +163,15 @@ def test_codes_follow_the_paper_threshold_and_are_seeded(images, fitted):
     assert np.array_equal(HashGAN(**TINY, random_state=3).fit(images).project(images), fitted.project(images))
 
 
+def test_generator_step_taking_only_g_gradients_is_the_full_backward_step(images, fitted, monkeypatch):
+    """The G step's fast path (autograd.grad for G's parameters only) changes no number: the same
+    seed trained with the plain full backward gives bitwise the same projections and losses."""
+    monkeypatch.setattr(HashGAN, "_generator_grads_only", False)
+    plain = HashGAN(**TINY, random_state=3).fit(images)
+    assert np.array_equal(plain.project(images), fitted.project(images))
+    assert plain.history_ == fitted.history_
+
+
 def test_generator_samples_images_and_codes(fitted):
     imgs, b = fitted.sample(5)
     assert imgs.shape == (5, 32, 32, 1) and imgs.dtype == np.uint8 and b.shape == (5, 8) and b.dtype == bool
