@@ -382,7 +382,7 @@ class UHGAGA(AttentionTrained, UHGA):
     same dropout masks).
     """
 
-    version = 2  # 2: chunked attention net (same values to float round-off, 3-7x faster steps)
+    version = 2  # 2: chunked attention net (same values to round-off; GA steps 1.2-2x faster at batch 24, 4-10x at 128)
     display_rank = 100  # position in tables: the UHGA paper's comparison order, LSH first
     use_attention = True
     parameter_constraints = {**UHGA.parameter_constraints, **ATTENTION_CONSTRAINTS}

@@ -56,11 +56,13 @@ class Backbone(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         from .nets import end2end_arch_size
 
+        if not isinstance(value, str):
+            return False
         try:
             end2end_arch_size(value)
         except InvalidInput:
             return False
-        return isinstance(value, str)
+        return True
 
     def describe(self) -> str:
         return f"one of {', '.join(map(repr, ARCHS))}, optionally @SIZE (e.g. 'efficientnet-lite0@96')"

@@ -271,9 +271,13 @@ def test_end2end_arch_size_suffix_sets_the_network_input():
         track="end2end", arch="efficientnet-lite0@48", weights=None, n_bits=4, epochs=1, batch_size=3, device="cpu"
     )
     real_inputs = m.batch_inputs
-    m.batch_inputs = lambda X, idx, device: (
-        seen.append(real_inputs(X, idx, device).shape) or real_inputs(X, idx, device)
-    )
+
+    def recording_inputs(X, idx, device):
+        x = real_inputs(X, idx, device)
+        seen.append(x.shape)
+        return x
+
+    m.batch_inputs = recording_inputs
     codes = m.fit(images).encode(images)
     assert codes.shape == (6, 4) and seen and all(tuple(s[1:]) == (3, 48, 48) for s in seen)
     for bad in ("efficientnet-lite0@big", "efficientnet-lite0@8", "resnet50@96"):
