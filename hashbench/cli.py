@@ -197,10 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_config(args):
-    from .device import limit_threads
+    from .device import keep_freed_memory, limit_threads
     from .runner import RunConfig, parse_bits, parse_params, parse_seeds
 
     limit_threads(getattr(args, "threads", None))
+    keep_freed_memory()  # this process trains the cells when --jobs is 1
     methods = args.methods if args.methods is not None else "all"
     return RunConfig(
         dataset=args.dataset,

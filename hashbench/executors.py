@@ -8,7 +8,8 @@ others; the runner reports failures after the rest finished. Every executor call
 ``--force`` and tables behave alike whatever ran the cells.
 
 - :class:`LocalExecutor` (default): in this process (``jobs=1``), or ``jobs`` worker processes
-  on this machine, each with ``cores // jobs`` threads.
+  on this machine, each with ``cores // jobs`` threads, taking the cells longest first
+  (:func:`hashbench.plan.longest_first`).
 - ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task.
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .execute import RunContext, execute_cell
-from .plan import Task
+from .plan import Task, longest_first
 
 
 @dataclass
@@ -39,9 +40,10 @@ class Executor(Protocol):
 
 
 def _worker_init(threads: int) -> None:
-    from .device import limit_threads
+    from .device import keep_freed_memory, limit_threads
 
     limit_threads(threads)
+    keep_freed_memory()
 
 
 def _run_one(ctx: RunContext, task: Task) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class LocalExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        tasks = longest_first(tasks)  # long cells first: no worker ends the run alone on a long cell
         mp = multiprocessing.get_context("spawn")  # no fork of a process holding thread pools
         with ProcessPoolExecutor(
             max_workers=min(self.jobs, len(tasks)),
