@@ -9,7 +9,8 @@ How a run goes:
 1. The runner's ``prepare`` step has already computed the representation (and rotated copies) once,
    in the driver, into the content-keyed disk cache (:mod:`hashbench.cache`). Workers find it there,
    with the same key, and never recompute it.
-2. Every unfinished task is submitted at once, as a Ray task calling
+2. Every unfinished task is submitted at once, longest first (:func:`hashbench.plan.longest_first`),
+   as a Ray task calling
    :func:`hashbench.execute.execute_cell` with resources from the method (:func:`task_resources`):
    one CPU for shallow methods, ``deep_cpus`` for deep ones, and one GPU for deep methods when the
    run's device is CUDA. Ray queues what does not fit and runs the rest in parallel.
@@ -50,7 +51,7 @@ from typing import Any
 from .errors import HashbenchError, InvalidInput
 from .execute import RunContext
 from .executors import Outcome
-from .plan import Task
+from .plan import Task, longest_first
 
 __all__ = ["CellCrashed", "RayExecutor", "RayMissing", "check_shared_storage", "task_resources"]
 
@@ -312,6 +313,7 @@ class RayExecutor:
         ray = _ray()
         if not tasks:
             return
+        tasks = longest_first(tasks)  # Ray schedules in submission order: long cells first
         started = self._connect()
         refs: dict[Any, Task] = {}
         pending: list[Any] = []
