@@ -378,6 +378,10 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         "n_bits": b,
                         "seed": s,
                     }
+                    if track == "end2end":  # the fine-tuning regime (frozen batch-norm statistics: 2)
+                        from .nets import END2END_VERSION
+
+                        config["end2end_version"] = END2END_VERSION
                     if getattr(method, "default_epochs", None) is not None:
                         # parameters left at None resolve through class defaults (epochs per track): key them too
                         config["class_defaults"] = {"default_epochs": method.default_epochs}

@@ -234,13 +234,54 @@ def test_end2end_lite0_shapes_gradients_and_one_step():
     assert stem.grad is not None and float(stem.grad.abs().sum()) > 0  # gradients reach the first convolution
     assert float(net.hash_layer.weight.grad.abs().sum()) > 0
     before = stem.detach().clone()
-    torch.optim.SGD(net.parameters(), lr=0.05).step()
+    torch.optim.SGD(net.parameters(), lr=1e-4).step()  # gradient norm ~16 with frozen batch-norm statistics
     assert not torch.equal(before, stem)
     _, after = loss_at_seed()
     assert float(after.detach()) < float(loss.detach())
     # the backbone holds the packaged ImageNet weights, not a random initialisation
     sd = torch.load(cnn.lite_weights_file("efficientnet-lite0"), map_location="cpu", weights_only=True)
     torch.testing.assert_close(before, sd["_conv_stem.weight"])
+
+
+def test_end2end_lite0_keeps_its_batchnorm_statistics_and_trains_their_scale():
+    """Fine-tuning normalises with the pretrained running statistics and never updates them: re-estimated
+    from small fine-tuning batches they ruined the features (END2END_VERSION 2). Scale and shift train."""
+    from hashbench.nets import end2end_net, preprocess_images
+
+    net = end2end_net("efficientnet-lite0", 8, weights="imagenet").train()
+    bns = [m for m in net.body.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(bns) == 49 and not any(m.training for m in bns)
+    assert net.training and net.hash_layer.training
+    stats = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
+    weight = bns[-1].weight.detach().clone()
+    images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    x = preprocess_images(images, size=64, arch="efficientnet-lite0")
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+    for m, (mean, var) in zip(bns, stats, strict=True):
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+    assert not torch.equal(bns[-1].weight.detach(), weight)
+    net.eval()
+    assert not any(m.training for m in bns) and not net.training
+    net.train()  # and back: still frozen
+    assert not any(m.training for m in bns)
+
+
+def test_end2end_records_are_keyed_by_the_fine_tuning_regime():
+    """END2END_VERSION is part of an end-to-end cell's key, and of no features-track cell's key."""
+    from hashbench.datasets import load_dataset
+    from hashbench.nets import END2END_VERSION
+    from hashbench.plan import plan
+    from hashbench.runner import RunConfig
+
+    ds = load_dataset("digits")
+    for track, expected in (("end2end", END2END_VERSION), ("features", None)):
+        cfg = RunConfig(dataset="digits", methods=["ssdh"], bits=[16], seeds=[0], track=track, out="unused")
+        (task,) = plan(cfg, ds, "cpu").tasks
+        assert task.config.get("end2end_version") == expected
 
 
 def test_end2end_alexnet_still_builds_and_unknown_arch_fails():
