@@ -69,7 +69,7 @@ class HashNet(nn.Module):
         mode: they normalise with their pretrained running statistics and never update them (their
         scale and shift still train)."""
         super().train(mode)
-        if mode and self.freeze_batchnorm:
+        if mode and getattr(self, "freeze_batchnorm", False):  # absent in nets pickled before it existed
             for m in self.body.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
