@@ -109,10 +109,11 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <<
     Training frees and reallocates the same activation-sized buffers at every step (HashGAN's
     [300, 32, 16, 16] float tensors are 9.8 MB). By default glibc serves such blocks with mmap and
     gives them back on free, so every step page-faults them in again and zero-fills them (11% of a
-    HashGAN step in a profile). Serving blocks up to ``mmap_threshold`` from the heap (32 MB, glibc's
-    maximum) and trimming the heap only past ``trim_threshold`` removes that cost; it changes no
-    number, only where memory comes from, and a process keeps up to ``trim_threshold`` of freed
-    memory. Worker processes of the local executor call it. True when set (glibc), False elsewhere.
+    HashGAN step in a profile). Serving blocks up to ``mmap_threshold`` from the heap (32 MB, the
+    ceiling of glibc's own dynamic threshold on 64-bit systems) and trimming the heap only past
+    ``trim_threshold`` removes that cost; it changes no number, only where memory comes from, and a
+    process keeps up to ``trim_threshold`` of freed memory. Worker processes of the local executor
+    call it. True when set (glibc), False elsewhere.
     """
     import ctypes
     import ctypes.util

@@ -298,9 +298,9 @@ def expected_cost(task: Task) -> tuple[bool, bool, int]:
     """A cell's expected training time, as a sort key (larger runs longer): methods that train on
     images first, then other deep methods, then the rest; longer codes first within each.
 
-    A ranking, not a figure: measured on the CIFAR-10 CNN grid, HashGAN's cells (images) take 630-710 s
-    on one core, the deep feature methods 70-470 s (growing with the code length), the shallow ones
-    under 40 s.
+    A ranking, not a figure: measured on the CIFAR-10 CNN grid (one core a cell), HashGAN's cells
+    (images) take 370-710 s depending on the CPU, the deep feature methods 8-480 s (growing with the
+    code length), the shallow ones under 2 s.
     """
     cls = get_method(task.method)
     images = getattr(cls, "input", "features") == "images" or task.kwargs.get("track") == "end2end"
