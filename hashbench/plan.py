@@ -302,9 +302,8 @@ def expected_cost(task: Task) -> tuple[bool, bool, int]:
     (images) take 370-710 s depending on the CPU, the deep feature methods 8-480 s (growing with the
     code length), the shallow ones under 2 s.
     """
-    cls = get_method(task.method)
-    images = getattr(cls, "input", "features") == "images" or task.kwargs.get("track") == "end2end"
-    return (images, bool(getattr(cls, "deep", False)), int(task.n_bits))
+    method = get_method(task.method)(**task.kwargs)  # its input follows its track (end to end: images)
+    return (method.input == "images", bool(method.deep), int(task.n_bits))
 
 
 def longest_first(tasks: Iterable[Task]) -> list[Task]:
