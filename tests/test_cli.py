@@ -265,6 +265,8 @@ def test_image_method_on_feature_dataset_fails_before_any_cell(tmp_path, capsys)
             "run",
             "--methods",
             "lsh,hashgan",
+            "--track",
+            "end2end",  # HashGAN end to end trains on images
             "--dataset",
             f"features:{tmp_path / 'f.npz'}",
             "--out",

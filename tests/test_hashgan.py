@@ -13,6 +13,7 @@ from hashbench_baselines.hashgan import (
     collaborative_loss,
     consistent_bits_loss,
     discriminator_adversarial_loss,
+    feature_dropout,
     feature_matching_loss,
     images_to_tensor,
     independent_bits_loss,
@@ -24,7 +25,10 @@ from hashbench_baselines.hashgan import (
 from hashbench.errors import InvalidInput
 
 LN2 = math.log(2.0)
-TINY = {**HashGAN.test_params, "n_bits": 8, "device": "cpu"}
+#: the paper's HashGAN: convolutional nets trained from scratch on images (track "end2end")
+TINY = {**HashGAN.test_params, "n_bits": 8, "device": "cpu", "track": "end2end"}
+#: the default features track: MLPs on a representation's features
+TINY_F = {**HashGAN.test_params, "n_bits": 8, "device": "cpu"}
 
 
 def t(x):
@@ -178,7 +182,8 @@ def test_generator_samples_images_and_codes(fitted):
 
 
 def test_rejects_features_and_wrong_channels(fitted):
-    """HashGAN takes images: a feature matrix, or colour images after grayscale training, are errors."""
+    """The end-to-end track takes images: a feature matrix, or colour images after grayscale
+    training, are errors."""
     with pytest.raises(InvalidInput, match="images"):
         HashGAN(**TINY).fit(np.zeros((10, 64), dtype=np.float32))
     with pytest.raises(InvalidInput, match="1-channel"):
@@ -189,3 +194,67 @@ def test_rejects_features_and_wrong_channels(fitted):
 def test_cuda_without_gpu_is_a_clear_error(images):
     with pytest.raises(InvalidInput, match="GPU"):
         HashGAN(**{**TINY, "device": "cuda"}).fit(images)
+
+
+# ----------------------------------------------------------------------------- features track
+@pytest.fixture(scope="module")
+def features():
+    """Two well-separated clusters in 12 dimensions, on an offset and scale a standardisation removes."""
+    rng = np.random.default_rng(1)
+    centres = np.repeat(np.array([[4.0] * 6 + [0.0] * 6, [0.0] * 6 + [4.0] * 6]), 30, axis=0)
+    return (100.0 + 50.0 * (centres + rng.normal(size=(60, 12)))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted_f(features):
+    return HashGAN(**TINY_F, random_state=5).fit(features)
+
+
+def test_the_features_track_is_the_default_and_end2end_takes_images():
+    assert HashGAN().input == "features" and HashGAN(track="end2end").input == "images"
+    with pytest.raises(InvalidInput, match="track"):
+        HashGAN(track="images").check_params()
+
+
+def test_feature_dropout_zeroes_coordinates_with_the_stated_probability():
+    x = torch.ones(200, 50)
+    assert feature_dropout(x, torch.Generator().manual_seed(0), 0.0) is x
+    y = feature_dropout(x, torch.Generator().manual_seed(0), 0.25)
+    assert set(torch.unique(y).tolist()) == {0.0, 1.0}
+    assert abs(float((y == 0).float().mean()) - 0.25) < 0.02
+    assert torch.equal(y, feature_dropout(x, torch.Generator().manual_seed(0), 0.25))
+
+
+def test_features_track_trains_on_standardised_features_and_repeats_exactly(features, fitted_f):
+    """Codes follow E(x) > 0.5, the same seed repeats the fit bitwise, and a feature matrix on another
+    offset and scale (standardised away) gives the same codes."""
+    e = fitted_f.encoder_probabilities(features)
+    assert e.shape == (60, 8) and ((e > 0) & (e < 1)).all()
+    assert np.array_equal(fitted_f.encode(features), e >= 0.5)
+    again = HashGAN(**TINY_F, random_state=5).fit(features)
+    assert np.array_equal(again.project(features), fitted_f.project(features))
+    assert again.history_ == fitted_f.history_
+    np.testing.assert_allclose(fitted_f.standardize_.mean.numpy(), features.mean(axis=0), rtol=1e-5)
+    shifted = HashGAN(**TINY_F, random_state=5).fit(3.0 * features - 7.0)
+    np.testing.assert_allclose(shifted.project(3.0 * features - 7.0), fitted_f.project(features), atol=1e-5)
+
+
+def test_features_track_hashing_losses_train_and_codes_use_the_structure(features):
+    """After warm-up the hashing losses are active; with enough steps the two clusters get different
+    codes on most bits (the codes carry the data's structure, not noise)."""
+    m = HashGAN(n_bits=8, epochs=40, batch_size=20, device="cpu", random_state=0).fit(features)
+    comps = m.history_["components"]
+    assert comps[0]["hashing"] == 0.0 and comps[-1]["hashing"] != 0.0
+    codes = m.encode(features)
+    within = np.mean([np.mean(codes[i] != codes[j]) for i in range(30) for j in range(30)])
+    across = np.mean([np.mean(codes[i] != codes[30 + j]) for i in range(30) for j in range(30)])
+    assert across > within + 0.2
+
+
+def test_features_track_samples_features_and_rejects_images(features, fitted_f):
+    feats, b = fitted_f.sample(4)
+    assert feats.shape == (4, 12) and feats.dtype == np.float32 and b.shape == (4, 8)
+    with pytest.raises(InvalidInput, match="2-D|2D|features"):
+        HashGAN(**TINY_F).fit(np.zeros((10, 8, 8, 1), dtype=np.uint8))
+    with pytest.raises(InvalidInput, match="12"):
+        fitted_f.encode(np.zeros((3, 5), dtype=np.float32))

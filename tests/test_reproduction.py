@@ -93,7 +93,7 @@ def _full_run(ga_offset: float = 0.05, ga_noise: float = 0.0, **kw) -> FakeRun:
     run.add("ssdh", 0.0)
     run.add("ssdh+ga", ga_offset, noise=ga_noise)
     run.add("uhga+ga", 0.10)
-    run.add("hashgan", -0.03, representation="images", track="images")
+    run.add("hashgan", -0.03)
     run.add("lsh", -0.15)
     for v in paper.THRESHOLDS:
         if v != 0.3:  # 0.3 is the default: its records are the default-variant uhga+ga ones
@@ -148,7 +148,7 @@ def test_required_cells():
     ssdh = [c for c in cells if c["method"] == "ssdh"][0]
     assert ssdh["tables"] == (3, 4) and (ssdh["representation"], ssdh["track"]) == (CNN, "features")
     hashgan = [c for c in cells if c["method"] == "hashgan"][0]
-    assert (hashgan["representation"], hashgan["track"]) == ("images", "images")
+    assert (hashgan["representation"], hashgan["track"]) == (CNN, "features")
     sweep = sorted({c["params"]["sim_threshold"] for c in cells if c["params"]})
     assert sweep == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     assert {c["method"] for c in cells if c["params"]} == {"uhga+ga"}
@@ -162,9 +162,8 @@ def test_required_cells():
 def test_commands_from_nothing():
     lines = paper.commands("cifar10", "runs/paper", seeds=[0, 1, 2], defaults=_defaults)
     assert lines == [
-        "hashbench run --dataset cifar10 --methods sh,sph,itq,dsh,ssdh,ssdh+ga,usdh,uhga,uhga+ga "
+        "hashbench run --dataset cifar10 --methods sh,sph,itq,dsh,ssdh,ssdh+ga,hashgan,usdh,uhga,uhga+ga "
         f"--features {CNN} --track features --bits 16,32,64,128 --seeds 0,1,2 --out runs/paper",
-        "hashbench run --dataset cifar10 --methods hashgan --bits 16,32,64,128 --seeds 0,1,2 --out runs/paper",
         # 0.3 is uhga+ga's default: the first command produces it
         f"hashbench run --dataset cifar10 --methods uhga+ga --features {CNN} --track features --bits 16,32,64,128 "
         "--seeds 0,1,2 --out runs/paper --set uhga+ga.sim_threshold=0,0.1,0.2,0.4,0.5,0.6,0.7,0.8,0.9",
@@ -232,7 +231,7 @@ def test_tables_beside_published_with_gap():
     t4 = t["table4"]
     assert t4["method"].iloc[0] == "LSH" and t4[t4["method"] == "LSH"]["published"].isna().all()
     assert list(dict.fromkeys(t4["method"]))[1:] == list(paper.TABLE_METHODS[4])
-    assert t4[t4["method"] == "HashGAN"]["input"].iloc[0] == "images/images"
+    assert t4[t4["method"] == "HashGAN"]["input"].iloc[0] == f"{CNN}/features"
     assert (t4["n_seeds"] == 2).all()
 
     t2 = t["table2"]

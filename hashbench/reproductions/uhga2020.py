@@ -21,9 +21,10 @@ whole database, NUS-WIDE MAP@5000):
 
 **Input.** The paper uses AlexNet (fc7 features for the similarity, the network fine-tuned). By default
 this reproduction runs every method on the CNN features ``cnn:efficientnet-lite0`` on the features
-track (hash layers or shallow methods trained on fixed features, a CPU-sized run); HashGAN, which trains
-from scratch on images, runs on images. Every function takes ``representation``/``track`` to use another
-input; gaps to the published numbers are expected where the input differs.
+track (hash layers or shallow methods trained on fixed features, a CPU-sized run; HashGAN's generator
+and discriminator/encoder are MLPs on the same features there, ``--track end2end`` trains the paper's
+convolutional HashGAN from scratch on the images). Every function takes ``representation``/``track`` to
+use another input; gaps to the published numbers are expected where the input differs.
 
 **Claims** (:func:`claims`): GA improves SSDH at every length; GA improves UHGA at every length;
 UHGA+GA beats every baseline at every length; the best threshold of Table 2 beats the runner-up. Each is
@@ -86,8 +87,9 @@ SWEPT_PARAM = "sim_threshold"
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(10))
 DEFAULT_REPRESENTATION = "cnn:efficientnet-lite0"
 DEFAULT_TRACK = "features"
-#: methods that take images whatever the representation: (representation, track) of their records.
-IMAGE_INPUT = {"hashgan": ("images", "images")}
+#: methods that take images whatever the representation: (representation, track) of their records
+#: (none since HashGAN has a features track)
+IMAGE_INPUT: dict[str, tuple[str, str]] = {}
 #: dataset -> the paper's metric there (label, the K of MAP@K) and the value of the published CSV's column.
 DATASETS = {
     "cifar10": {"metric": "MAP@ALL", "topk": None, "published_metric": "map@all"},
