@@ -140,8 +140,9 @@ def uniform_frequency_loss(e: torch.Tensor) -> torch.Tensor:
 
 
 def consistent_bits_loss(e: torch.Tensor, e_transformed: torch.Tensor) -> torch.Tensor:
-    """L_C = mean over images and bits of (E(x) - E(T(x)))^2: codes should survive small rotations,
-    shifts and flips. (Averaged over bits, not summed, so it weighs like the per-bit L_ME and L_UF.)"""
+    """L_C = mean over items and bits of (E(x) - E(T(x)))^2: codes should survive a small
+    transformation T (images: rotations, shifts and flips; features: :func:`feature_dropout`).
+    (Averaged over bits, not summed, so it weighs like the per-bit L_ME and L_UF.)"""
     return ((e - e_transformed) ** 2).mean()
 
 
@@ -156,8 +157,8 @@ def independent_bits_loss(weight: torch.Tensor) -> torch.Tensor:
 
 
 def collaborative_loss(e_fake: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean over images and bits of (E(G(z, b)) - b)^2: the encoder recovers the code a generated
-    image was drawn with."""
+    """Mean over items and bits of (E(G(z, b)) - b)^2: the encoder recovers the code a generated
+    item (image or feature vector) was drawn with."""
     return ((e_fake - b) ** 2).mean()
 
 
@@ -258,6 +259,17 @@ class DiscriminatorEncoder(nn.Module):
         return phi, self.real_fake(phi).squeeze(1), torch.sigmoid(self.hash(phi))
 
 
+class _BatchNorm1d(nn.BatchNorm1d):
+    """Batch norm that also trains on a batch of one row (the last batch of an epoch can be one
+    item): that batch is normalised with the running statistics, which it leaves unchanged. Any
+    larger batch is exactly ``nn.BatchNorm1d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
 class FeatureGenerator(nn.Module):
     """G(z, b) on the features track: [noise ; code] -> two batch-normed ReLU layers -> a standardised
     feature vector (linear output: standardised features are unbounded)."""
@@ -265,8 +277,8 @@ class FeatureGenerator(nn.Module):
     def __init__(self, noise_dim: int, n_bits: int, dim: int, width: int):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(noise_dim + n_bits, width), nn.BatchNorm1d(width), nn.ReLU(True),
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(True),
+            nn.Linear(noise_dim + n_bits, width), _BatchNorm1d(width), nn.ReLU(True),
+            nn.Linear(width, width), _BatchNorm1d(width), nn.ReLU(True),
             nn.Linear(width, dim),
         )  # fmt: skip
 
@@ -303,11 +315,12 @@ class HashGAN(HashMethod):
 
     Parameters:
         n_bits: code length K.
-        epochs: passes over the training images. Default 50, 8uos's best (mode collapse set in
-            later): measured 7.5 s per epoch on 5,000 CIFAR-size 32x32x3 images on 2 CPU cores with
-            the default widths (13 s on one core), so a CIFAR-10 run takes about 6 minutes. The
-            paper-scale schedule is 100 (``--set hashgan.epochs=100``).
-        batch_size: images per step (8uos: 100).
+        epochs: passes over the training items. Default 50, 8uos's best (mode collapse set in
+            later). End to end, measured 7.5 s per epoch on 5,000 CIFAR-size 32x32x3 images on 2 CPU
+            cores with the default widths (13 s on one core), so a CIFAR-10 run takes 6-12 minutes;
+            on the features track (5,000 Lite0 vectors of 1,280 dimensions) about 80 s on one core.
+            The paper-scale schedule is 100 (``--set hashgan.epochs=100``).
+        batch_size: items per step (8uos: 100).
         lr, lr_end, lr_steps: Adam's learning rate, decayed linearly from lr to lr_end in lr_steps
             equal steps spread evenly over the epochs (8uos: 9e-4 -> 3e-4 in 4 steps).
         beta1: Adam's beta1 (0.5, as for GANs).
@@ -436,6 +449,12 @@ class HashGAN(HashMethod):
     def validate_input(self, X: Any, *, fitting: bool = False) -> np.ndarray:
         """Features track: a float feature matrix (n, d). End-to-end track: uint8 images (n, H, W, C), C in
         {1, 3} (grey (n, H, W) is accepted), with the fitted channel count."""
+        fitted_track = getattr(self, "track_", None)
+        if not fitting and fitted_track is not None and fitted_track != self.track:
+            raise InvalidInput(
+                f"HashGAN was fitted on the {fitted_track!r} track and is now set to {self.track!r}; "
+                f"fit it again, or set track={fitted_track!r} to encode with it"
+            )
         if self.input == "features":
             X = validate_features(X, self, fitting=fitting)
             return np.asarray(X, dtype=np.float32)
@@ -587,11 +606,14 @@ class HashGAN(HashMethod):
                 desc="HashGAN",
             )
 
+        for stale in ("n_features_in_", "standardize_", "n_channels_"):  # a refit on another track
+            self.__dict__.pop(stale, None)
         if on_features:
             self.n_features_in_ = dim
             self.standardize_ = standardize
         else:
             self.n_channels_ = channels
+        self.track_ = self.track
         self.generator_ = G.eval().cpu()
         self.encoder_ = D.eval().cpu()
         self.history_ = {**hist.as_dict(), "components": log}
@@ -621,7 +643,7 @@ class HashGAN(HashMethod):
 
     def sample(self, n: int, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """n generated items and the codes b they were conditioned on: uint8 images (n, 32, 32, C) on the
-        images track; feature vectors (n, d) in the representation's units on the features track."""
+        end-to-end track; feature vectors (n, d) in the representation's units on the features track."""
         check_is_fitted(self)
         g = torch.Generator().manual_seed(int(random_state))
         z = torch.rand(n, int(self.noise_dim), generator=g)

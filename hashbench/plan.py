@@ -252,7 +252,8 @@ def build_method(
 
 def method_track(method) -> str:
     """What a number is computed from: ``features`` (hash layers / shallow method on a representation),
-    ``end2end`` (a backbone trained end to end) or ``images`` (a network trained from scratch on images)."""
+    ``end2end`` (a network trained end to end on the images: a pretrained backbone fine-tuned, or, for
+    HashGAN, its own networks from scratch) or ``images`` (a method without tracks that takes images)."""
     track = getattr(method, "track", None)
     if track:
         return str(track)
@@ -298,9 +299,9 @@ def expected_cost(task: Task) -> tuple[bool, bool, int]:
     """A cell's expected training time, as a sort key (larger runs longer): methods that train on
     images first, then other deep methods, then the rest; longer codes first within each.
 
-    A ranking, not a figure: measured on the CIFAR-10 CNN grid (one core a cell), HashGAN's cells
-    (images) take 370-710 s depending on the CPU, the deep feature methods 8-480 s (growing with the
-    code length), the shallow ones under 2 s.
+    A ranking, not a figure: measured on the CIFAR-10 CNN grid (one core a cell), HashGAN's end-to-end
+    cells (images, from scratch) take 370-710 s depending on the CPU, the deep feature methods 8-480 s
+    (growing with the code length; HashGAN's features track about 80 s), the shallow ones under 2 s.
     """
     method = get_method(task.method)(**task.kwargs)  # its input follows its track (end to end: images)
     return (method.input == "images", bool(method.deep), int(task.n_bits))
@@ -355,11 +356,14 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                     if method.input == "images" and dataset.images is None:
                         raise InvalidInput(
                             f"method {name!r} trains on images, but dataset {cfg.dataset!r} holds only features; "
-                            "use an image dataset (cifar10, mnist, digits, imagefolder:DIR)"
+                            "use an image dataset (cifar10, mnist, digits, imagefolder:DIR), or --track features"
                         )
                     track = method_track(method)
                     split_seed = cfg.split_seed if cfg.split_seed is not None else s
-                    uses_backbone = str(representation).startswith("cnn:") or track == "end2end"
+                    # a pretrained backbone: a CNN representation, or an end-to-end net built on one (HashGAN's
+                    # end-to-end nets train from scratch: no weights, no backbone fine-tuning regime)
+                    fine_tunes = track == "end2end" and "weights" in defaults
+                    uses_backbone = str(representation).startswith("cnn:") or fine_tunes
                     config = {
                         "dataset": dataset_dirname(cfg.dataset),
                         "dataset_checksum": dataset.checksum or dataset.source,
@@ -377,7 +381,7 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         "n_bits": b,
                         "seed": s,
                     }
-                    if track == "end2end":  # the fine-tuning regime (frozen batch-norm statistics: 2)
+                    if fine_tunes:  # the fine-tuning regime (frozen batch-norm statistics: 2)
                         from .nets import END2END_VERSION
 
                         config["end2end_version"] = END2END_VERSION

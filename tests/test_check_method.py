@@ -42,6 +42,12 @@ def test_conformance(method, check):
     check(method)
 
 
+#: deep methods' other track where it trains without a pretrained backbone (nothing to load)
+@parametrize_with_checks([build("hashgan", track="end2end")])
+def test_conformance_of_hashgan_end_to_end(method, check):
+    check(method)
+
+
 @pytest.mark.parametrize(
     ("name", "param", "value", "message"),
     [

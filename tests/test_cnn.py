@@ -282,6 +282,13 @@ def test_end2end_records_are_keyed_by_the_fine_tuning_regime():
         cfg = RunConfig(dataset="digits", methods=["ssdh"], bits=[16], seeds=[0], track=track, out="unused")
         (task,) = plan(cfg, ds, "cpu").tasks
         assert task.config.get("end2end_version") == expected
+    # HashGAN end to end trains its own nets from scratch: no fine-tuning regime, no weights in its key
+    cfg = RunConfig(
+        dataset="digits", methods=["hashgan"], bits=[16], seeds=[0], track="end2end", weights="w.pth", out="unused"
+    )
+    (task,) = plan(cfg, ds, "cpu").tasks
+    assert task.config["track"] == "end2end" and "end2end_version" not in task.config
+    assert task.config["weights"] is None and task.config["representation"]["name"] == "images"
 
 
 def test_end2end_alexnet_still_builds_and_unknown_arch_fails():

@@ -258,3 +258,20 @@ def test_features_track_samples_features_and_rejects_images(features, fitted_f):
         HashGAN(**TINY_F).fit(np.zeros((10, 8, 8, 1), dtype=np.uint8))
     with pytest.raises(InvalidInput, match="12"):
         fitted_f.encode(np.zeros((3, 5), dtype=np.float32))
+
+
+def test_features_track_trains_when_the_last_batch_is_one_item(features):
+    """61 items at batch 20: the last batch of every epoch is one row, which batch norm cannot
+    estimate statistics from; the generator normalises it with its running statistics."""
+    rng = np.random.default_rng(2)
+    X = np.vstack([features, features[:1] + rng.normal(size=(1, 12)).astype(np.float32)])
+    m = HashGAN(**{**TINY_F, "batch_size": 20, "epochs": 2}).fit(X)
+    assert m.encode(X).shape == (61, 8)
+
+
+def test_encoding_on_another_track_than_fitted_is_a_clear_error(features, fitted_f):
+    import copy
+
+    m = copy.deepcopy(fitted_f).set_params(track="end2end")
+    with pytest.raises(InvalidInput, match="fitted on the 'features' track"):
+        m.encode(np.zeros((2, 32, 32, 3), dtype=np.uint8))
