@@ -275,3 +275,13 @@ def test_encoding_on_another_track_than_fitted_is_a_clear_error(features, fitted
     m = copy.deepcopy(fitted_f).set_params(track="end2end")
     with pytest.raises(InvalidInput, match="fitted on the 'features' track"):
         m.encode(np.zeros((2, 32, 32, 3), dtype=np.uint8))
+
+
+def test_minimum_entropy_weight_defaults_per_track(images, features):
+    """w_me=None is 0.1 on the features track and 8uos's 0.01 end to end: bitwise the same fits."""
+    assert HashGAN().w_me is None
+    for track, X, value, other in (("features", features, 0.1, 0.01), ("end2end", images, 0.01, 0.1)):
+        params = {**TINY_F, "track": track, "epochs": 2, "warmup": 0.0, "random_state": 1}
+        default = HashGAN(**params).fit(X).project(X)
+        assert np.array_equal(default, HashGAN(**params, w_me=value).fit(X).project(X))
+        assert not np.array_equal(default, HashGAN(**params, w_me=other).fit(X).project(X))
