@@ -105,13 +105,14 @@ from hashbench.methods import (
 from hashbench.nets import Standardize
 
 IMAGE_SIZE = 32
-#: (g_width, d_width) when left at None: MLP widths on the features track, base channel widths of
-#: the convolutional nets on the end-to-end track
-TRACK_WIDTHS = {"features": (512, 512), "end2end": (32, 32)}
-#: the minimum-entropy weight when left at None: 8uos's 0.01 end to end; 0.1 on the features track,
-#: chosen on the training set alone (``python -m benchmarks.hashgan_select``: 1,000 training items
-#: as queries against the other 4,000, never the test queries)
-TRACK_W_ME = {"features": 0.1, "end2end": 0.01}
+#: the values of parameters left at None, per track. g_width, d_width: MLP widths on the features
+#: track, base channel widths of the convolutional nets end to end. w_me: 8uos's 0.01 end to end; 0.1
+#: on the features track, chosen on the training set alone (``python -m benchmarks.hashgan_select``:
+#: 1,000 training items as queries against the other 4,000, never the test queries)
+TRACK_DEFAULTS = {
+    "features": {"g_width": 512, "d_width": 512, "w_me": 0.1},
+    "end2end": {"g_width": 32, "d_width": 32, "w_me": 0.01},
+}
 _EPS = 1e-7
 
 
@@ -248,18 +249,41 @@ class Generator(nn.Module):
 
 
 class DiscriminatorEncoder(nn.Module):
-    """Shared trunk phi(x) with two heads: a real/fake logit (D) and K hash logits (E)."""
+    """Shared trunk phi(x) (ending in ``hidden`` units) with two heads: a real/fake logit (D) and K hash
+    logits (E). :meth:`conv` builds the end-to-end track's, :meth:`mlp` the features track's."""
 
-    def __init__(self, channels: int, n_bits: int, width: int, hidden: int):
+    def __init__(self, trunk: nn.Module, hidden: int, n_bits: int):
         super().__init__()
-        self.trunk = nn.Sequential(
-            nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(2 * width, 4 * width, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Flatten(), nn.Linear(4 * width * 16, hidden), nn.LeakyReLU(0.2, True),
-        )  # fmt: skip
+        self.trunk = trunk
         self.real_fake = nn.Linear(hidden, 1)
         self.hash = nn.Linear(hidden, n_bits)
+
+    @classmethod
+    def conv(cls, channels: int, n_bits: int, width: int, hidden: int) -> DiscriminatorEncoder:
+        """Three stride-2 convolutions on 32x32 images, then a linear hidden layer."""
+        return cls(
+            nn.Sequential(
+                nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+                nn.Conv2d(2 * width, 4 * width, 4, 2, 1), nn.LeakyReLU(0.2, True),
+                nn.Flatten(), nn.Linear(4 * width * 16, hidden), nn.LeakyReLU(0.2, True),
+            ),
+            hidden,
+            n_bits,
+        )  # fmt: skip
+
+    @classmethod
+    def mlp(cls, dim: int, n_bits: int, width: int, hidden: int) -> DiscriminatorEncoder:
+        """Two LeakyReLU(0.2) layers on standardised feature vectors, the second the feature-matching
+        layer phi."""
+        return cls(
+            nn.Sequential(
+                nn.Linear(dim, width), nn.LeakyReLU(0.2, True),
+                nn.Linear(width, hidden), nn.LeakyReLU(0.2, True),
+            ),
+            hidden,
+            n_bits,
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(phi, real/fake logit (n,), hash probabilities E(x) (n, K))."""
@@ -294,20 +318,6 @@ class FeatureGenerator(nn.Module):
         return self.net(torch.cat([z, b], dim=1))
 
 
-class FeatureDiscriminatorEncoder(DiscriminatorEncoder):
-    """The D/E of the features track: the shared trunk is an MLP on standardised features
-    (two LeakyReLU(0.2) layers, the second the feature-matching layer phi), then the same two heads."""
-
-    def __init__(self, dim: int, n_bits: int, width: int, hidden: int):
-        nn.Module.__init__(self)
-        self.trunk = nn.Sequential(
-            nn.Linear(dim, width), nn.LeakyReLU(0.2, True),
-            nn.Linear(width, hidden), nn.LeakyReLU(0.2, True),
-        )  # fmt: skip
-        self.real_fake = nn.Linear(hidden, 1)
-        self.hash = nn.Linear(hidden, n_bits)
-
-
 def feature_dropout(x: torch.Tensor, generator: torch.Generator, p: float) -> torch.Tensor:
     """The features track's small transformation: each standardised coordinate is set to 0 (the
     training mean) with probability ``p``, drawn from ``generator``."""
@@ -335,10 +345,10 @@ class HashGAN(HashMethod):
         noise_dim: size of the continuous noise z ~ U(0, 1) (128).
         g_width, d_width: widths of G and of the D/E trunk: MLP widths on the features track,
             base channel widths (doubling twice) end to end; None = the track's default
-            (:data:`TRACK_WIDTHS`: 512/512 on features, 32/32 end to end).
+            (:data:`TRACK_DEFAULTS`: 512/512 on features, 32/32 end to end).
         hidden: size of the D/E trunk's last hidden layer (the feature-matching layer).
         w_me, w_uf, w_c, w_i, w_col: weights of minimum entropy (None = the track's default,
-            :data:`TRACK_W_ME`: 0.1 on features, 0.01 end to end), uniform frequency, consistent
+            :data:`TRACK_DEFAULTS`: 0.1 on features, 0.01 end to end), uniform frequency, consistent
             bits, independent bits and the collaborative loss.
         warmup: fraction of the epochs (rounded down) trained with the adversarial losses only.
         max_rotation, max_translation: range of the consistent-bits transformations (degrees,
@@ -355,8 +365,8 @@ class HashGAN(HashMethod):
     """
 
     deep = True
-    # 2: the features track (the default) and per-track widths (TRACK_WIDTHS: bump when they change)
-    # 3: the features track's minimum-entropy weight 0.1 (TRACK_W_ME; 0.01 before)
+    # 2: the features track (the default) and per-track widths (TRACK_DEFAULTS: bump when they change)
+    # 3: the features track's minimum-entropy weight 0.1 (TRACK_DEFAULTS; 0.01 before)
     version = 3
     display_rank = 70  # position in tables: the UHGA paper's comparison order, LSH first
     test_params = {"epochs": 1, "batch_size": 16, "g_width": 4, "d_width": 4, "hidden": 16, "noise_dim": 8}
@@ -451,10 +461,10 @@ class HashGAN(HashMethod):
         return "images" if getattr(self, "track", "end2end") == "end2end" else "features"
 
     # -- helpers ----------------------------------------------------------------------------
-    def widths(self) -> tuple[int, int]:
-        """(g_width, d_width): the set values, or the track's defaults (:data:`TRACK_WIDTHS`)."""
-        g, d = TRACK_WIDTHS[self.track]
-        return (g if self.g_width is None else int(self.g_width), d if self.d_width is None else int(self.d_width))
+    def resolved(self, name: str) -> Any:
+        """Parameter ``name``: its set value, or the track's default (:data:`TRACK_DEFAULTS`) when None."""
+        value = getattr(self, name)
+        return TRACK_DEFAULTS[self.track][name] if value is None else value
 
     def validate_input(self, X: Any, *, fitting: bool = False) -> np.ndarray:
         """Features track: a float feature matrix (n, d). End-to-end track: uint8 images (n, H, W, C), C in
@@ -508,12 +518,10 @@ class HashGAN(HashMethod):
         seed = int(self.random_state)
         on_features = self.input == "features"
         if on_features:
-            X64 = X.astype(np.float64)
-            std = X64.std(axis=0)
-            standardize = Standardize(X64.mean(axis=0), np.where(std > 1e-8, std, 1.0))
+            standardize = Standardize.of(X)
             with torch.no_grad():
                 data = standardize(torch.from_numpy(X)).to(dev)
-            channels = dim = X.shape[1]
+            dim = X.shape[1]
             flip = False
         else:
             channels = X.shape[-1]
@@ -525,22 +533,22 @@ class HashGAN(HashMethod):
         epochs = int(self.epochs)
         warmup_epochs = int(math.floor(float(self.warmup) * epochs))
         noise_dim = int(self.noise_dim)
-        g_width, d_width = self.widths()
-        w_me = TRACK_W_ME[self.track] if self.w_me is None else float(self.w_me)
+        g_width, d_width = int(self.resolved("g_width")), int(self.resolved("d_width"))
+        w_me = float(self.resolved("w_me"))
         names = ("adversarial", "hashing", "generator")
         log: list[dict] = []
         sums = np.zeros(len(names))
         done = 0
 
         with seeded(seed, dev):
+            # each net initialised right after it is built (the order of the seeded draws)
             if on_features:
-                G = FeatureGenerator(noise_dim, K, dim, g_width).apply(_init_dcgan).to(dev)
-                D = FeatureDiscriminatorEncoder(dim, K, d_width, int(self.hidden)).apply(_init_dcgan)
-                D = D.to(dev)
+                G = FeatureGenerator(noise_dim, K, dim, g_width).apply(_init_dcgan)
+                D = DiscriminatorEncoder.mlp(dim, K, d_width, int(self.hidden)).apply(_init_dcgan)
             else:
-                G = Generator(noise_dim, K, channels, g_width).apply(_init_dcgan).to(dev)
-                D = DiscriminatorEncoder(channels, K, d_width, int(self.hidden)).apply(_init_dcgan)
-                D = D.to(dev)
+                G = Generator(noise_dim, K, channels, g_width).apply(_init_dcgan)
+                D = DiscriminatorEncoder.conv(channels, K, d_width, int(self.hidden)).apply(_init_dcgan)
+            G, D = G.to(dev), D.to(dev)
             opt_d = torch.optim.Adam(D.parameters(), lr=float(self.lr), betas=(float(self.beta1), 0.999))
             opt_g = torch.optim.Adam(G.parameters(), lr=float(self.lr), betas=(float(self.beta1), 0.999))
             # noise, codes and transformations; shuffling draws from its own generator in train_epochs

@@ -14,7 +14,7 @@ tables report. Measured on 2026-12-06 (seed 0; 32 / 128 bits):
 - CIFAR-10, gist, 32 bits: LSH 0.142; 0.01: 0.125; 0.1: 0.151
 - digits, pixels, 32 / 64 bits: LSH 0.475 / 0.559; 0.01: 0.465 / 0.491; 0.1: 0.463 / 0.482
 
-Hence 0.1 on the features track (``baselines/hashgan.py``, ``TRACK_W_ME``); end to end the weight
+Hence 0.1 on the features track (``baselines/hashgan.py``, ``TRACK_DEFAULTS``); end to end the weight
 stays 8uos's 0.01.
 """
 

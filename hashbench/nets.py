@@ -47,6 +47,14 @@ class Standardize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.scale
 
+    @classmethod
+    def of(cls, X: np.ndarray) -> Standardize:
+        """The standardisation of training features X (n, d): their per-dimension mean and standard
+        deviation (in float64), constant dimensions (std <= 1e-8) with scale 1."""
+        X = np.asarray(X, dtype=np.float64)
+        std = X.std(axis=0)
+        return cls(X.mean(axis=0), np.where(std > 1e-8, std, 1.0))
+
 
 class HashNet(nn.Module):
     """``body`` (any module giving (n, feat_dim)) followed by the hash layer Linear(feat_dim, n_bits).
@@ -93,16 +101,12 @@ def feature_net(X: np.ndarray, n_bits: int, *, hidden: int = 1024, dropout: floa
     scale 1), so features of any range (pixels in [0, 1], GIST, fc7 up to ~50) train with one
     learning rate.
     """
-    X = np.asarray(X, dtype=np.float64)
-    mean = X.mean(axis=0)
-    std = X.std(axis=0)
-    scale = np.where(std > 1e-8, std, 1.0)
-    d = X.shape[1]
+    d = np.shape(X)[1]
     if int(hidden) < 0:
         raise InvalidInput(f"hidden must be >= 0 (0 = linear hash layer), got {hidden!r}")
     if not 0.0 <= float(dropout) < 1.0:
         raise InvalidInput(f"dropout must be in [0, 1), got {dropout!r}")
-    layers: list[nn.Module] = [Standardize(mean, scale)]
+    layers: list[nn.Module] = [Standardize.of(X)]
     feat_dim = d
     if int(hidden) > 0:
         layers += [nn.Linear(d, int(hidden)), nn.ReLU(inplace=True), nn.Dropout(float(dropout))]
