@@ -328,7 +328,7 @@ def summary_lines(info: dict[str, Any]) -> list[str]:
     elif not f["gpu_build"]:
         lines.append(
             f"faiss {f['version']}: {f['build']}; k-NN search runs on the CPU"
-            + ("; for GPU search install the gpu extra (see README, 'GPU')" if t.get("gpus") else "")
+            + ("; for GPU search install the gpu extra (see docs/INSTALL.md, section 3)" if t.get("gpus") else "")
         )
     else:
         check = f.get("gpu_search_check", "not run")

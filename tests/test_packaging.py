@@ -212,6 +212,86 @@ def test_reference_patterns_read_the_forms_the_code_uses():
 
 
 # ----------------------------------------------------------------------------------------------
+# the user-facing Markdown (fast)
+# ----------------------------------------------------------------------------------------------
+
+#: the hand-written pages (results/**/*.md are written by hashbench itself)
+USER_PAGES = ("README.md", "CONTRIBUTING.md", "CHANGELOG.md", *(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")))
+#: pages kept to 100 characters a line (a Markdown table row cannot wrap, so its cells must be short);
+#: README's two one-line commands are exempt: they are copied whole, and CI runs the second one
+SHORT_LINE_PAGES = ("README.md", "docs/README.md", "docs/RESULTS.md", "docs/PERFORMANCE.md")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+README_COMMANDS = (
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && hashbench run --methods itq,lsh"
+    " --dataset digits --bits 16,32,64 --out runs",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' && python -m pytest",
+)
+
+
+def _slug(title: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    title = re.sub(r"[`*_]", "", title.strip().lower())
+    return re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title))
+
+
+def _prose(text: str) -> str:
+    """The page without its fenced code blocks (a link inside code is not a link)."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+
+
+def test_every_link_in_the_user_pages_resolves():
+    """Each relative link and image of README, CONTRIBUTING, CHANGELOG and docs/ names a file that exists,
+    and each #anchor a heading of its page."""
+    problems = []
+    for page in USER_PAGES:
+        path = ROOT / page
+        for target in LINK.findall(_prose(path.read_text())):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked offline
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            if not dest.exists():
+                problems.append(f"{page}: {target}: no such file")
+            elif anchor and dest.suffix == ".md":
+                if anchor not in {_slug(t) for t in HEADING.findall(dest.read_text())}:
+                    problems.append(f"{page}: {target}: no heading with that anchor")
+    assert not problems, "\n".join(problems)
+
+
+def test_user_pages_name_no_machine_path():
+    """What a user reads points at no one machine's folders (data, checkouts, the shared mount)."""
+    bad = re.compile(r"\.\./shared|/work/|/home/|/Users/")
+    problems = [
+        f"{page}:{i}: {line.strip()}"
+        for page in USER_PAGES
+        for i, line in enumerate((ROOT / page).read_text().splitlines(), 1)
+        if bad.search(line)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_front_pages_keep_short_lines():
+    """No line over 100 characters in the pages kept short, outside README's two one-line commands."""
+    problems = [
+        f"{page}:{i}: {len(line)} characters"
+        for page in SHORT_LINE_PAGES
+        for i, line in enumerate((ROOT / page).read_text().splitlines(), 1)
+        if len(line) > 100 and line not in README_COMMANDS
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_holds_the_commands_ci_runs():
+    """README's two commands are whole lines (copied as they stand), and .ci/run installs and tests as the
+    second one says."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    for command in README_COMMANDS:
+        assert command in lines, f"README.md lost the command line {command!r}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -e '.[test]'" in ci and "run_pytest\n" in ci
+
+
+# ----------------------------------------------------------------------------------------------
 # the wheel (slow: builds it)
 # ----------------------------------------------------------------------------------------------
 

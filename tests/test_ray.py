@@ -368,7 +368,7 @@ def test_done_when_itq_lsh_ssdh_same_map_csv(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_existing_cluster_by_address(tmp_path):
-    """README's commands: `ray start --head`, then `hashbench run ... --executor ray --address HEAD:PORT`."""
+    """INSTALL.md, section 6: `ray start --head`, then `hashbench run ... --executor ray --address HEAD:PORT`."""
     import signal
     import socket
 
