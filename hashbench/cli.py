@@ -182,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .doctor import add_doctor_parser
     from .plots import add_plot_parser
     from .report import add_report_parser
+    from .verify import add_verify_parser
 
     add_plot_parser(sub)
     add_report_parser(sub)
     add_doctor_parser(sub)
+    add_verify_parser(sub)
 
     p = sub.add_parser("datasets", help="list datasets and how to get each")
     p.set_defaults(func=cmd_datasets)
@@ -241,6 +243,11 @@ def _write_outputs(folder: Path, argv, plots: bool) -> list[Path]:
     from .tables import write_tables
 
     paths = write_tables(folder, command=_command_line(argv))
+    if not paths:  # no readable record: tables from earlier records must not outlive them
+        for name in ("map.csv", "summary.csv", "results.csv", "map.md"):
+            if (folder / name).is_file():
+                (folder / name).unlink()
+                print(f"removed {folder / name}: no readable record is left to support it")
     if plots and paths:
         try:
             from .plots import plot_dataset
@@ -310,8 +317,10 @@ def cmd_rescore(args, argv) -> int:
             pa = tuple(int(x) for x in args.precision_at.split(",") if x.strip())
         except ValueError:
             raise InvalidInput(f"--precision-at {args.precision_at!r}: give integers, e.g. 100,1000") from None
+    from .records import CorruptRecord
+
     for folder in _dataset_folders(Path(args.out), args.dataset):
-        n = 0
+        n, skipped = 0, 0
         for path, meta in iter_metas(folder / "records"):
             proto = meta["config"]["protocol"]
             spec = (
@@ -319,9 +328,17 @@ def cmd_rescore(args, argv) -> int:
                 if args.topk is None and not args.precision_at
                 else metric_spec(args.topk if args.topk is not None else default_spec(proto)["topk"], pa)
             )
-            score_record(path, spec, force=True)
+            try:
+                score_record(path, spec, force=True)
+            except CorruptRecord as exc:  # one bad record never stops the others
+                import warnings
+
+                warnings.warn(f"skipping {exc}", stacklevel=1)
+                skipped += 1
+                continue
             n += 1
-        print(f"rescored {n} record(s) in {folder}")
+        note = f"; skipped {skipped} unreadable record(s) (`hashbench run` re-runs their cells)" if skipped else ""
+        print(f"rescored {n} record(s) in {folder}{note}")
         if args.topk is None and not args.precision_at:
             write_tables(folder, command=_command_line(argv))
         else:

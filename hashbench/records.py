@@ -27,12 +27,28 @@ from typing import Any
 import numpy as np
 
 from . import bits
-from .digests import canonical_json, json_digest
+from .digests import canonical_json, json_digest, update_with_array
 from .errors import InvalidInput
 from .io import atomic_write_bytes
 
 #: version 2: little-endian packed codes (faiss order), labels stored, scores kept apart.
 RECORD_VERSION = 2
+#: the member holding the sha256 of every other member (records written before it have none and
+#: are read as before: the zip's own CRC is then their only check)
+CHECKSUM = "sha256"
+
+
+def members_digest(members: dict[str, np.ndarray]) -> str:
+    """sha256 (64 hex digits) of named arrays: each name, dtype, shape and bytes, in name order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(members):
+        if name == CHECKSUM:
+            continue
+        h.update(name.encode() + b"\0")
+        update_with_array(h, np.asarray(members[name]))
+    return h.hexdigest()
 
 
 def cell_key(config: dict[str, Any]) -> str:
@@ -106,16 +122,16 @@ def write_record(
 ) -> Path:
     """Write a record atomically. Codes are bool (n, n_bits); they are stored bit-packed."""
     meta = {"record_version": RECORD_VERSION, **meta}
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
-        meta=np.array(canonical_json(meta)),
-        query_codes=bits.pack(query_codes),
-        db_codes=bits.pack(db_codes),
-        query_labels=np.asarray(query_labels),
-        db_labels=np.asarray(db_labels),
+    members = {
+        "meta": np.array(canonical_json(meta)),
+        "query_codes": bits.pack(query_codes),
+        "db_codes": bits.pack(db_codes),
+        "query_labels": np.asarray(query_labels),
+        "db_labels": np.asarray(db_labels),
         **{f"split_{k}": np.asarray(v, dtype=np.int64) for k, v in split.items()},
-    )
+    }
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **members, **{CHECKSUM: np.array(members_digest(members))})
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -134,40 +150,85 @@ def _check_meta(path: Path, meta: Any) -> dict[str, Any]:
     return meta
 
 
-def read_record(path: str | Path) -> Record:
-    """Read a record; a corrupt or foreign file raises :class:`CorruptRecord` naming it."""
+def _unreadable(path: Path, exc: BaseException) -> CorruptRecord:
+    return CorruptRecord(
+        f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its cell, which replaces it"
+    )
+
+
+def _foreign(path: Path) -> CorruptRecord:
+    return CorruptRecord(f"{path} is not a hashbench record (no 'meta' member); move it out of the records folder")
+
+
+def load_members(path: str | Path) -> dict[str, np.ndarray]:
+    """Every member of a record file, its checksum verified when it has one (no pickles)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            if "meta" not in z.files:
+                raise _foreign(path)
+            members = {k: z[k] for k in z.files}
+    except CorruptRecord:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+    stored = members.pop(CHECKSUM, None)
+    if stored is not None and str(stored) != members_digest(members):
+        raise CorruptRecord(
+            f"record {path} fails its checksum (its content changed after it was written); "
+            "it is not used: re-run its cell, which replaces it"
+        )
+    return members
+
+
+def record_checksum(path: str | Path) -> str | None:
+    """The stored checksum of a record (None for a record written before checksums), not verified."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as z:
+            return str(z[CHECKSUM]) if CHECKSUM in z.files else None
+    except Exception as exc:
+        raise _unreadable(Path(path), exc) from None
+
+
+def read_record(path: str | Path) -> Record:
+    """Read a record, verifying its checksum; a corrupt or foreign file raises :class:`CorruptRecord` naming it."""
+    path = Path(path)
+    arrays = load_members(path)
+    try:
         meta = json.loads(str(arrays.pop("meta")))
     except Exception as exc:
-        raise CorruptRecord(
-            f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its cell, which replaces it"
-        ) from None
+        raise _unreadable(path, exc) from None
     return Record(path=path, meta=_check_meta(path, meta), arrays=arrays)
 
 
+def verify_record(path: str | Path) -> dict[str, Any]:
+    """Read every member of a record and check its checksum; returns its metadata or raises CorruptRecord."""
+    return read_record(path).meta
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """Only the metadata of a record (cheap: the codes are not decompressed)."""
+    """Only the metadata of a record (cheap: the codes are not decompressed, the checksum not verified)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
+            if "meta" not in z.files:
+                raise _foreign(path)
             meta = json.loads(str(z["meta"]))
+    except CorruptRecord:
+        raise
     except Exception as exc:
-        raise CorruptRecord(
-            f"record {path} is unreadable ({type(exc).__name__}); delete it or re-run its cell, which replaces it"
-        ) from None
+        raise _unreadable(path, exc) from None
     return _check_meta(path, meta)
 
 
 def is_finished(path: str | Path) -> bool:
-    """True when ``path`` holds a readable record; a corrupt one warns by name and counts as unfinished."""
+    """True when ``path`` holds a record whose every member reads back and matches its checksum; a
+    corrupt one warns by name and counts as unfinished (its cell runs again and replaces it)."""
     path = Path(path)
     if not path.exists():
         return False
     try:
-        read_meta(path)
+        verify_record(path)
     except CorruptRecord as exc:
         warnings.warn(f"{exc}; its cell runs again", stacklevel=2)
         return False

@@ -26,7 +26,7 @@ import numpy as np
 
 from .digests import canonical_json, json_digest
 from .io import atomic_write_bytes
-from .records import CorruptRecord, read_record
+from .records import CHECKSUM, CorruptRecord, Record, members_digest, read_record
 
 #: the N of precision@N every table reports (those larger than the database are left out)
 PRECISION_AT = (100, 500, 1000, 2000, 5000)
@@ -72,11 +72,11 @@ def _jsonable(scores: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compute_scores(record_path: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
+def compute_scores(record_path: str | Path | Record, spec: dict[str, Any]) -> dict[str, Any]:
     """The metrics of a stored record under ``spec`` (not cached): scalars, ``pr`` and ``per_query``."""
     from .metrics import evaluate, per_query_scores
 
-    rec = read_record(record_path)
+    rec = record_path if isinstance(record_path, Record) else read_record(record_path)
     nd = len(rec.arrays["db_codes"])
     pa = [n for n in spec["precision_at"] if n <= nd] or [min(spec["precision_at"][0], nd)]
     scores = evaluate(
@@ -93,39 +93,61 @@ def compute_scores(record_path: str | Path, spec: dict[str, Any]) -> dict[str, A
     return scores
 
 
+def _record_digest(rec: Record) -> str:
+    """The checksum of a record's content (its stored one is verified by :func:`read_record`)."""
+    return members_digest({**rec.arrays, "meta": np.array(canonical_json(rec.meta))})
+
+
 def score_record(record_path: str | Path, spec: dict[str, Any], *, force: bool = False) -> Path:
     """Compute and cache the scores of one record under ``spec``; returns the scores file.
 
-    An existing readable scores file is kept unless ``force``.
+    The record is read whole and its checksum verified first, so no score of a corrupt record is
+    ever returned (:class:`CorruptRecord` names it). An existing scores file is kept unless
+    ``force``, unless it is unreadable, fails its own checksum, or was computed from other content
+    than the record now holds; then it is recomputed.
     """
+    rec = read_record(record_path)
+    digest = _record_digest(rec)
     out = scores_path(record_path, spec)
     if not force and out.exists():
         try:
-            load_scores(out)
-            return out
-        except CorruptRecord:
-            pass
-    scores = compute_scores(record_path, spec)
-    meta = {"spec": spec, "record": Path(record_path).name, "scores": _jsonable(scores)}
+            cached = load_scores(out)
+        except CorruptRecord as exc:
+            warnings.warn(f"{exc}; recomputing it", stacklevel=2)
+        else:
+            if cached.get("record_sha256") in (None, digest):
+                return out
+    scores = compute_scores(rec, spec)
+    meta = {"spec": spec, "record": Path(record_path).name, "record_sha256": digest, "scores": _jsonable(scores)}
+    members = {"meta": np.array(canonical_json(meta)), **scores["per_query"]}
     buf = io.BytesIO()
-    np.savez_compressed(buf, meta=np.array(canonical_json(meta)), **scores["per_query"])
+    np.savez_compressed(buf, **members, **{CHECKSUM: np.array(members_digest(members))})
     atomic_write_bytes(out, buf.getvalue())
     return out
 
 
 def load_scores(path: str | Path) -> dict[str, Any]:
-    """A scores file as a dict: the scalar scores, ``pr`` curves, ``spec`` and ``per_query`` arrays."""
+    """A scores file as a dict: the scalar scores, ``pr`` curves, ``spec`` and ``per_query`` arrays.
+
+    A file with a checksum (written since checksums exist) is verified; a mismatch raises
+    :class:`CorruptRecord` naming it.
+    """
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            per_query = {k: z[k] for k in z.files if k != "meta"}
+            members = {k: z[k] for k in z.files}
+        stored = members.pop(CHECKSUM, None)
+        meta = json.loads(str(members["meta"]))
     except Exception as exc:
         raise CorruptRecord(
             f"scores file {path} is unreadable ({type(exc).__name__}); `hashbench rescore` rewrites it"
         ) from None
+    if stored is not None and str(stored) != members_digest(members):
+        raise CorruptRecord(f"scores file {path} fails its checksum; `hashbench rescore` rewrites it")
+    per_query = {k: v for k, v in members.items() if k != "meta"}
     out = dict(meta["scores"])
     out["spec"] = meta["spec"]
+    out["record_sha256"] = meta.get("record_sha256")
     if "pr" in out:
         out["pr"] = {k: np.asarray(v) for k, v in out["pr"].items()}
     out["per_query"] = per_query
