@@ -96,9 +96,11 @@ def load_checkpoint(path: str | Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InvalidInput(f"checkpoint {path} is unreadable ({exc}); delete it to train from scratch") from None
+        raise InvalidInput(
+            f"checkpoint {path} is unreadable or holds more than tensors and plain values ({type(exc).__name__}); delete it to train from scratch"
+        ) from None
 
 
 def _rng_states(generator: torch.Generator) -> dict:

@@ -14,6 +14,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from hashbench.datasets import cifar10 as cifar10_mod
 from hashbench.datasets import describe_datasets, list_datasets, load_dataset
 from hashbench.datasets import imagefolder as imagefolder_mod
 from hashbench.datasets.cifar10 import CLASSES
@@ -155,25 +156,56 @@ def _write_cifar_batches(root, sizes=(2, 2, 2, 2, 2, 3)):
     return np.concatenate(all_data), np.array(all_labels)
 
 
-def test_cifar10_pickles_in_official_order_and_layout(tmp_path):
+@pytest.fixture
+def trust_tiny_batches(monkeypatch):
+    """Accept the md5 of the tiny batches a test writes as if they were the official files."""
+
+    def trust(root):
+        folder = root / "cifar-10-batches-py"
+        md5 = {n: cifar10_mod._md5(folder / n) for n in cifar10_mod.OFFICIAL_MD5}
+        monkeypatch.setattr(cifar10_mod, "OFFICIAL_MD5", md5)
+
+    return trust
+
+
+def test_official_md5_list_is_torchvisions():
+    from torchvision.datasets import CIFAR10
+
+    theirs = dict(CIFAR10.train_list + CIFAR10.test_list)
+    theirs[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
+    assert cifar10_mod.OFFICIAL_MD5 == theirs
+
+
+def test_cifar10_pickles_in_official_order_and_layout(tmp_path, trust_tiny_batches):
     data, labels = _write_cifar_batches(tmp_path)
+    trust_tiny_batches(tmp_path)
     ds = load_dataset("cifar10", tmp_path)
     X = ds.images.load(np.arange(len(ds)))
     assert X.shape == (13, 32, 32, 3) and ds.labels.tolist() == labels.tolist()
     # pixel (r, c) of channel ch is byte ch * 1024 + r * 32 + c of the row
     assert X[12, 5, 7, 2] == data[12, 2 * 1024 + 5 * 32 + 7]
     assert ds.extra["format"] == "pickles" and ds.extra["n_train"] == 10
-    assert ds.extra["official_md5"] is False and "md5 differs" in ds.source
+    assert ds.extra["official_md5"] is True and "md5 verified" in ds.source
 
 
-def test_cifar10_accepts_the_batches_folder_itself(tmp_path):
+def test_cifar10_accepts_the_batches_folder_itself(tmp_path, trust_tiny_batches):
     _write_cifar_batches(tmp_path)
+    trust_tiny_batches(tmp_path)
     assert len(load_dataset("cifar10", tmp_path / "cifar-10-batches-py")) == 13
 
 
-def test_cifar10_corrupt_pickle_is_named(tmp_path):
+def test_cifar10_unofficial_pickles_are_refused_unopened(tmp_path, monkeypatch):
+    _write_cifar_batches(tmp_path)
+    monkeypatch.setattr(cifar10_mod, "_unpickle", lambda p: pytest.fail(f"unpickled {p}"))
+    with pytest.raises(InvalidInput, match="data_batch_1 is not the official one") as e:
+        load_dataset("cifar10", tmp_path)
+    assert "official archive" in str(e.value) and "train/<class>/*.jpg" in str(e.value)
+
+
+def test_cifar10_corrupt_pickle_is_named(tmp_path, trust_tiny_batches):
     _write_cifar_batches(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02}q\x00(garbage")
+    trust_tiny_batches(tmp_path)
     with pytest.raises(InvalidInput, match="data_batch_3"):
         load_dataset("cifar10", tmp_path)
 
@@ -182,7 +214,8 @@ def test_cifar10_missing_names_folders_and_remedies(tmp_path):
     with pytest.raises(DatasetNotFound) as e:
         load_dataset("cifar10", tmp_path)
     msg = str(e.value)
-    assert "cifar-10-batches-py" in msg and "--download" in msg and "tar -xf" in msg
+    assert "cifar-10-batches-py" in msg and "--download" in msg and "train/<class>/*.jpg" in msg
+    assert "shared" not in msg
 
 
 # ---------------------------------------------------------------------------------------- CIFAR-10 JPEG

@@ -217,3 +217,80 @@ def test_verify_finds_flipped_bytes_in_record_and_cache(small_run, tmp_path, cap
     text = capsys.readouterr().out
     assert "CORRUPT record" in text and "CORRUPT cache entry" in text and "x-0123.npy" in text
     assert entry.exists()  # verify changes nothing
+
+
+# -- 3. no code runs from data --------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, 'w')``: what a crafted data file could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _plant_cifar(root: Path, marker: Path) -> None:
+    from hashbench.datasets.cifar10 import CLASSES, OFFICIAL_MD5
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in OFFICIAL_MD5:
+        body = {"label_names": list(CLASSES)} if name == "batches.meta" else {"data": np.zeros((1, 3072), np.uint8)}
+        if name == "data_batch_1":
+            body = {"data": _Payload(marker), "labels": [0]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(body, f, protocol=2)
+
+
+def test_malicious_cifar_pickle_is_refused_before_unpickling(tmp_path):
+    from hashbench.datasets import load_dataset
+    from hashbench.errors import InvalidInput
+
+    marker = tmp_path / "pwned"
+    _plant_cifar(tmp_path / "data", marker)
+    with pytest.raises(InvalidInput, match="not the official one.*official archive.*train/<class>/\\*.jpg"):
+        load_dataset("cifar10", tmp_path / "data")
+    assert not marker.exists()
+
+
+def test_malicious_cifar_pickle_with_official_md5_runs_nothing(tmp_path, monkeypatch):
+    """Even a file that matched the md5 list (a collision, a patched list) is read without code."""
+    from hashbench.datasets import cifar10, load_dataset
+    from hashbench.errors import InvalidInput
+
+    marker = tmp_path / "pwned"
+    _plant_cifar(tmp_path / "data", marker)
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    monkeypatch.setattr(cifar10, "OFFICIAL_MD5", {n: cifar10._md5(folder / n) for n in cifar10.OFFICIAL_MD5})
+    with pytest.raises(InvalidInput, match="data_batch_1 is corrupt.*refusing to load"):
+        load_dataset("cifar10", tmp_path / "data")
+    assert not marker.exists()
+
+
+def test_malicious_checkpoint_runs_nothing(tmp_path):
+    import torch
+
+    from hashbench.errors import InvalidInput
+    from hashbench.loop import load_checkpoint, save_checkpoint
+
+    marker = tmp_path / "pwned"
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"key": "k", "evil": _Payload(marker)}, ckpt)
+    with pytest.raises(InvalidInput, match="delete it to train from scratch"):
+        load_checkpoint(ckpt)
+    assert not marker.exists()
+    # what training saves loads with weights_only=True
+    save_checkpoint(ckpt, {"key": "k", "state": {"w": torch.ones(2)}, "history": {"loss": [0.5]}, "best_val": math.inf})
+    assert load_checkpoint(ckpt)["best_val"] == math.inf
+
+
+def test_every_torch_load_is_weights_only():
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    for py in [*root.glob("hashbench/**/*.py"), *root.glob("baselines/*.py")]:
+        for m in re.finditer(r"torch\.load\(([^)]*)\)", py.read_text()):
+            assert "weights_only=True" in m.group(1), f"{py.name}: torch.load({m.group(1)})"

@@ -2,10 +2,12 @@
 
 Two formats, tried in this order under ``data_root``:
 
-1. the official ``cifar-10-batches-py`` folder (``data_batch_1..5``, ``test_batch``, ``batches.meta``),
-   read through ``torchvision.datasets.CIFAR10``; ``download=True`` lets torchvision fetch it where a
-   network exists. Files whose md5 differs from the official ones are still read (same pickle
-   format, e.g. a re-packed copy) and the source says so (``extra["official_md5"]``).
+1. the official ``cifar-10-batches-py`` folder (``data_batch_1..5``, ``test_batch``, ``batches.meta``);
+   ``download=True`` lets torchvision fetch it where a network exists. Unpickling a file runs
+   whatever code it names, so every file's md5 is checked against the official archive's
+   (:data:`OFFICIAL_MD5`, torchvision's list) before it is opened, and a file that differs is
+   refused with the fix (the official archive, or the JPEG layout). The verified files are then
+   read by an unpickler that accepts only the numpy array constructors a CIFAR batch needs.
 2. an image folder ``train/<class>/*.jpg`` + ``test/<class>/*.jpg`` (directly in ``data_root`` or in
    ``data_root/CIFAR-10-images``), as in the ``CIFAR-10-images`` JPEG copy. JPEG at quality 75 moves
    pixels by about 6 grey levels from the pickles, so ``source`` and ``extra["format"]`` say which
@@ -28,7 +30,7 @@ import numpy as np
 
 from ..cache import default_cache_dir, entry_path, load_entry, save_entry
 from ..digests import text_digest
-from ..errors import DatasetNotFound, HashbenchError, InvalidInput
+from ..errors import DatasetNotFound, InvalidInput
 from ..io import atomic_write_text
 from .base import ArrayImages, Dataset, content_checksum
 from .imagefolder import decode_many, scan_images
@@ -38,14 +40,24 @@ BATCHES_DIR = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
 META_FILE = "batches.meta"
-JPEG_TAR = "../shared/data/cifar10/CIFAR-10-images.tar"
+#: md5 of the official archive's files (as in torchvision.datasets.CIFAR10); nothing else is unpickled
+OFFICIAL_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
 def _how_to_get(root: Path) -> str:
     return (
         f"either run with --download (torchvision fetches cifar-10-python.tar.gz into {root}), "
-        f"or unpack the official archive so that {root / BATCHES_DIR} exists, "
-        f"or unpack the JPEG copy with: mkdir -p {root} && tar -xf {JPEG_TAR} -C {root}"
+        f"or unpack the official archive ({OFFICIAL_URL}) so that {root / BATCHES_DIR} exists, "
+        f"or put the images as JPEG files in {root}/train/<class>/*.jpg and {root}/test/<class>/*.jpg"
     )
 
 
@@ -87,67 +99,96 @@ def _download(root: Path) -> None:
         ) from None
 
 
-def _unverified_cifar10():
-    """torchvision's CIFAR10 reader with the md5 checks reduced to 'the file exists'."""
-    from torchvision.datasets import CIFAR10
+def _md5(path: Path) -> str:
+    import hashlib
 
-    class UnverifiedCIFAR10(CIFAR10):
-        train_list = [[f, None] for f in TRAIN_FILES]
-        test_list = [[f, None] for f in TEST_FILES]
-        meta = {"filename": META_FILE, "key": "label_names", "md5": None}
-
-    return UnverifiedCIFAR10
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def _corrupt_file(folder: Path) -> str:
-    """The first batch file that does not unpickle into a CIFAR batch dict (for error messages)."""
-    for name in (*TRAIN_FILES, *TEST_FILES, META_FILE):
+class _BatchUnpickler(pickle.Unpickler):
+    """Only what a CIFAR batch holds: dicts, lists, strings, numbers and numpy arrays."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch holds no such object")
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> dict:
+    import warnings
+
+    with open(path, "rb") as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core in pickles of old numpy
+        d = _BatchUnpickler(f, encoding="latin1").load()
+    if not isinstance(d, dict):
+        raise pickle.UnpicklingError("not a dict")
+    return d
+
+
+def _verify_md5(root: Path, folder: Path) -> None:
+    """Refuse (before unpickling anything) a folder whose files are not the official ones."""
+    for name, want in OFFICIAL_MD5.items():
+        if _md5(folder / name) != want:
+            raise InvalidInput(
+                f"CIFAR-10 file {folder / name} is not the official one (md5 differs); it is not opened, "
+                f"since unpickling runs code: {_how_to_get(root)}"
+            )
+
+
+def _read_split(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    data, labels = [], []
+    for name in names:
         try:
-            with open(folder / name, "rb") as f:
-                d = pickle.load(f, encoding="latin1")
-            is_batch = "data" in d and "labels" in d and np.asarray(d["data"]).shape[1:] == (3072,)
-            if name != META_FILE and not is_batch:
-                return f"{folder / name} (not a CIFAR-10 batch: needs 'data' (n, 3072) and 'labels')"
-        except Exception as e:  # noqa: BLE001 - any failure to unpickle means corrupt
-            return f"{folder / name} ({type(e).__name__}: {e})"
-    return str(folder)
+            d = _unpickle(folder / name)
+            X = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            y = np.asarray(d["labels"] if "labels" in d else d["fine_labels"], dtype=np.int64)
+        except Exception as e:  # noqa: BLE001 - unpickling errors come in many types
+            raise InvalidInput(f"CIFAR-10 file {folder / name} is corrupt ({type(e).__name__}: {e})") from None
+        data.append(X.transpose(0, 2, 3, 1))
+        labels.append(y)
+    return np.concatenate(data), np.concatenate(labels)
 
 
 def _load_batches(root: Path) -> Dataset:
-    from torchvision.datasets import CIFAR10
-
     folder = root / BATCHES_DIR
     missing = [n for n in (*TRAIN_FILES, *TEST_FILES, META_FILE) if not (folder / n).is_file()]
     if missing:
         raise DatasetNotFound(f"CIFAR-10 folder {folder} lacks {', '.join(missing)}; {_how_to_get(root)}")
-    official = True
+    _verify_md5(root, folder)
+    Xtr, ytr = _read_split(folder, TRAIN_FILES)
+    Xte, yte = _read_split(folder, TEST_FILES)
     try:
-        try:
-            parts = [CIFAR10(str(root), train=True), CIFAR10(str(root), train=False)]
-        except RuntimeError:  # md5 mismatch: not the official files, but maybe the same format
-            official = False
-            reader = _unverified_cifar10()
-            parts = [reader(str(root), train=True), reader(str(root), train=False)]
-    except HashbenchError:
-        raise
-    except Exception:  # noqa: BLE001 - unpickling errors come in many types
-        raise InvalidInput(f"CIFAR-10 file {_corrupt_file(folder)} is corrupt; {_how_to_get(root)}") from None
-    classes = list(parts[0].classes)
+        classes = list(_unpickle(folder / META_FILE)["label_names"])
+    except Exception as e:  # noqa: BLE001
+        raise InvalidInput(f"CIFAR-10 file {folder / META_FILE} is corrupt ({type(e).__name__}: {e})") from None
     if classes != list(CLASSES):
         raise InvalidInput(f"CIFAR-10 {folder / META_FILE} lists classes {classes}, expected {list(CLASSES)}")
-    X = np.ascontiguousarray(np.concatenate([p.data for p in parts]), dtype=np.uint8)
-    y = np.concatenate([np.asarray(p.targets, dtype=np.int64) for p in parts])
-    n_train = len(parts[0].data)
-    note = "md5 verified" if official else "md5 differs from the official files"
+    X = np.ascontiguousarray(np.concatenate([Xtr, Xte]), dtype=np.uint8)
+    y = np.concatenate([ytr, yte])
+    n_train = len(Xtr)
     return Dataset(
         name="cifar10",
         labels=y,
         images=ArrayImages(X),
         protocol="cifar10",
-        source=f"CIFAR-10 official python pickles {folder} ({note}): {n_train} train + {len(X) - n_train} test",
+        source=f"CIFAR-10 official python pickles {folder} (md5 verified): {n_train} train + {len(X) - n_train} test",
         extra={
             "format": "pickles",
-            "official_md5": official,
+            "official_md5": True,
             "classes": classes,
             "n_train": n_train,
             "root": str(folder),
