@@ -99,7 +99,8 @@ def load_checkpoint(path: str | Path) -> dict | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InvalidInput(
-            f"checkpoint {path} is unreadable or holds more than tensors and plain values ({type(exc).__name__}); delete it to train from scratch"
+            f"checkpoint {path} is unreadable or holds more than tensors and plain values "
+            f"({type(exc).__name__}); delete it to train from scratch"
         ) from None
 
 
