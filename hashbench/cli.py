@@ -397,9 +397,19 @@ def _run_frame(cfg):
     return df[df["record_path"].isin({str(p) for p in result.record_paths})]
 
 
+def _check_tolerance(value) -> float:
+    """``--tolerance``: a finite number >= 0 (NaN would pass every drop, a negative one fail every cell)."""
+    import math
+
+    if not (isinstance(value, float) and math.isfinite(value) and value >= 0):
+        raise InvalidInput(f"--tolerance {value!r}: give a finite number >= 0, e.g. --tolerance 0.01")
+    return value
+
+
 def cmd_check(args, argv) -> int:
     from .tables import mean_map
 
+    args.tolerance = _check_tolerance(args.tolerance)
     if args.write:
         if not args.dataset:
             raise InvalidInput("check --write needs --dataset (and --methods, --bits) to know what to run")

@@ -294,3 +294,16 @@ def test_every_torch_load_is_weights_only():
     for py in [*root.glob("hashbench/**/*.py"), *root.glob("baselines/*.py")]:
         for m in re.finditer(r"torch\.load\(([^)]*)\)", py.read_text()):
             assert "weights_only=True" in m.group(1), f"{py.name}: torch.load({m.group(1)})"
+
+
+# -- 4. the CI gate cannot be switched off by its own flag ----------------------------------------
+
+
+@pytest.mark.parametrize("tol", ["nan", "-1", "inf", "-inf", "-0.01"])
+def test_check_tolerance_must_be_finite_and_non_negative(tol, tmp_path, capsys):
+    ref = tmp_path / "ref.csv"
+    ref.write_text("dataset,method,bits,map\ndigits,lsh,16,0.99\n")
+    assert main(["check", "--reference", str(ref), f"--tolerance={tol}", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tolerance" in err[0] and "finite number >= 0" in err[0]
+    assert not (tmp_path / "o").exists()  # refused before anything ran
