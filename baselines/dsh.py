@@ -174,6 +174,7 @@ class DSH(HashMethod):
 
     version = 1
     display_rank = 40  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#8c564b", "v")  # colour and marker in every figure
     parameter_constraints = {
         "n_bits": [N_BITS],
         "alpha": [Interval(float, 0, None, closed="neither")],

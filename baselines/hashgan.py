@@ -369,6 +369,7 @@ class HashGAN(HashMethod):
     # 3: the features track's minimum-entropy weight 0.1 (TRACK_DEFAULTS; 0.01 before)
     version = 3
     display_rank = 70  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#17becf", "p")  # colour and marker in every figure
     test_params = {"epochs": 1, "batch_size": 16, "g_width": 4, "d_width": 4, "hidden": 16, "noise_dim": 8}
     parameter_constraints = {
         "n_bits": [N_BITS],

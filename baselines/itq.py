@@ -86,6 +86,7 @@ class ITQ(HashMethod):
 
     version = 1
     display_rank = 30  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#1f77b4", "^")  # colour and marker in every figure
     parameter_constraints = {"n_bits": [N_BITS], "n_iter": [Interval(int, 0, None)], "random_state": [SEED]}
 
     def __init__(self, n_bits: int = 32, n_iter: int = 50, random_state: int = 0):

@@ -18,6 +18,7 @@ class LSH(HashMethod):
 
     version = 1
     display_rank = 0  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#7f7f7f", "o")  # grey: the data-independent floor
     parameter_constraints = {"n_bits": [N_BITS], "random_state": [SEED]}
 
     def __init__(self, n_bits: int = 32, random_state: int = 0):

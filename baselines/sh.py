@@ -74,6 +74,7 @@ class SH(HashMethod):
 
     version = 1
     display_rank = 10  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#ff7f0e", "s")  # colour and marker in every figure
     randomized = False
     parameter_constraints = {
         "n_bits": [N_BITS],

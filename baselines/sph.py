@@ -127,6 +127,7 @@ class SPH(HashMethod):
 
     version = 1
     display_rank = 20  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#2ca02c", "D")  # colour and marker in every figure
     parameter_constraints = {
         "n_bits": [N_BITS],
         "eps_m": [Interval(float, 0, None, closed="left")],

@@ -75,6 +75,7 @@ class SSDH(DeepHashMethod):
 
     version = 1
     display_rank = 50  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#9467bd", "<")  # colour and marker in every figure
     default_epochs = {"features": 10, "end2end": 10}
     test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}
     parameter_constraints = {

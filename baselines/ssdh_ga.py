@@ -33,6 +33,7 @@ class SSDHGA(AttentionTrained, SSDH):
 
     version = 2  # 2: chunked attention net (same values to round-off; GA steps 1.2-2x faster at batch 24, 4-10x at 128)
     display_rank = 60  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#4a2377", ">")  # a darker shade of SSDH's hue: the pair reads together
     parameter_constraints = {**SSDH.parameter_constraints, **ATTENTION_CONSTRAINTS, "paired_batches": [Boolean()]}
 
     def __init__(

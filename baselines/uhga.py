@@ -195,6 +195,7 @@ class UHGA(DeepHashMethod):
 
     version = 1
     display_rank = 90  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#e0474c", "P")  # colour and marker in every figure
     default_epochs = {"features": 10, "end2end": 10}
     test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}
     use_attention = False
@@ -384,6 +385,7 @@ class UHGAGA(AttentionTrained, UHGA):
 
     version = 2  # 2: chunked attention net (same values to round-off; GA steps 1.2-2x faster at batch 24, 4-10x at 128)
     display_rank = 100  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#8b0000", "X")  # a darker shade of UHGA's hue: the pair reads together
     use_attention = True
     parameter_constraints = {**UHGA.parameter_constraints, **ATTENTION_CONSTRAINTS}
 

@@ -141,6 +141,7 @@ class USDH(DeepHashMethod):
 
     version = 1
     display_rank = 80  # position in tables: the UHGA paper's comparison order, LSH first
+    display_style = ("#bcbd22", "h")  # colour and marker in every figure
     rotation_angles = (90, 180, 270)
     default_epochs = {"features": 50, "end2end": 10}
     test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}

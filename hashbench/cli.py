@@ -276,15 +276,9 @@ def cmd_run(args, argv) -> int:
 
 
 def _dataset_folders(root: Path, dataset: str | None) -> list[Path]:
-    from .plan import dataset_dirname
+    from .tables import dataset_folders  # the one rule, shared with `plot` and `report`
 
-    folders = [root / dataset_dirname(dataset)] if dataset else sorted(p.parent for p in root.glob("*/records"))
-    folders = [f for f in folders if (f / "records").is_dir()]
-    if not folders:
-        raise InvalidInput(
-            f"no records under {root}{f' for {dataset}' if dataset else ''}; run `hashbench run --out {root} ...` first"
-        )
-    return folders
+    return dataset_folders(root, dataset)
 
 
 def cmd_tables(args, argv) -> int:

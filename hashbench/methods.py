@@ -349,6 +349,9 @@ class HashMethod(BaseEstimator):
     version: ClassVar[int] = 1
     #: where the method's row goes in tables (lower first; ties by name); not part of any key
     display_rank: ClassVar[int] = 1000
+    #: (matplotlib colour, marker) of the method in every figure; None: chosen by a digest of the name
+    #: (:mod:`hashbench.display` reads both; the harness names no method). Not part of any key.
+    display_style: ClassVar[tuple[str, str] | None] = None
     randomized: ClassVar[bool] = True
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
     test_params: ClassVar[dict[str, Any]] = {}

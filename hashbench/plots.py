@@ -7,10 +7,10 @@ per-record scores of :func:`hashbench.scoring.load_scores`); nothing is retraine
 names (:data:`FIGURE_NAMES`).
 
 One style across every figure: a method has the same colour and marker in every figure of every
-dataset (:func:`method_style`: a fixed table for the registered methods, a hash of the name into a
-qualitative palette for any other), the protocol and metric are stated in each title, legends sit
-outside the axes. Drawing is headless: the Agg backend, matplotlib's object API (``Figure``, never
-pyplot's global figure state). Output is deterministic: fixed SVG hash salt, no date in the SVG
+dataset (:func:`method_style`: what each method class declares, read by :mod:`hashbench.display`; a
+digest of the name into a qualitative palette for any other), the protocol and metric are stated in
+each title, legends sit outside the axes. Drawing is headless: the Agg backend, matplotlib's object
+API (``Figure``, never pyplot's global figure state). Output is deterministic: fixed SVG hash salt, no date in the SVG
 metadata, fixed fonts and sizes, so drawing the same records twice gives byte-identical files.
 """
 
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .digests import text_digest
+from .display import EXTRA_MARKERS, method_display, method_rank
 from .io import atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,37 +61,6 @@ def _line(*args: Any, **kwargs: Any):
 #: identity columns of a table row (one line in a figure); the seed is what is averaged over.
 SERIES_KEYS = ["dataset", "protocol", "representation", "track", "method", "variant"]
 
-#: the registered methods in the paper's order (hashbench.tables.METHOD_ORDER), each with its colour
-#: and marker. +GA variants take a darker shade of their base method's hue, so the pairs read together.
-METHOD_STYLES: dict[str, tuple[str, str]] = {
-    "lsh": ("#7f7f7f", "o"),  # grey: the data-independent baseline
-    "sh": ("#ff7f0e", "s"),
-    "sph": ("#2ca02c", "D"),
-    "itq": ("#1f77b4", "^"),
-    "dsh": ("#8c564b", "v"),
-    "ssdh": ("#9467bd", "<"),
-    "ssdh+ga": ("#4a2377", ">"),
-    "hashgan": ("#17becf", "p"),
-    "usdh": ("#bcbd22", "h"),
-    "uhga": ("#e0474c", "P"),
-    "uhga+ga": ("#8b0000", "X"),
-}
-#: colours and markers for methods not in the table, chosen by a hash of the name.
-EXTRA_COLOURS = [
-    "#e377c2",
-    "#393b79",
-    "#637939",
-    "#8c6d31",
-    "#7b4173",
-    "#3182bd",
-    "#e6550d",
-    "#31a354",
-    "#843c39",
-    "#5254a3",
-    "#b5cf6b",
-    "#d6616b",
-]
-EXTRA_MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "P", "X", "*"]
 LINESTYLES = ["-", "--", ":", "-."]
 
 #: the stems of the files :func:`plot_dataset` writes (``pr_<bits>b`` once per code length).
@@ -145,26 +114,17 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _hash_index(name: str, n: int) -> int:
-    return int(text_digest([name], length=8), 16) % n
-
-
 def method_style(method: str) -> tuple[str, str]:
-    """(colour, marker) of a method: the same in every figure and every dataset."""
-    key = str(method).lower()
-    if key in METHOD_STYLES:
-        return METHOD_STYLES[key]
-    return EXTRA_COLOURS[_hash_index(key, len(EXTRA_COLOURS))], EXTRA_MARKERS[_hash_index(key + "#m", 12)]
+    """(colour, marker) of a method: the same in every figure and every dataset. Each method class
+    declares its own (``display_style``, :mod:`hashbench.display`); others get one by a digest of the
+    name."""
+    shown = method_display(method)
+    return shown.colour, shown.marker
 
 
 def method_color(method: str) -> str:
     """The colour of a method in every figure (see :func:`method_style`)."""
     return method_style(method)[0]
-
-
-def _method_rank(method: str) -> tuple[int, str]:
-    order = list(METHOD_STYLES)
-    return (order.index(method) if method in order else len(order), method)
 
 
 def prepare_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -193,7 +153,7 @@ def summarize(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     if cols:
         out = out.join(g[cols].std(ddof=1).add_suffix("_std"))
     out = out.join(g.size().rename("n")).reset_index()
-    order = out["method"].map(_method_rank)
+    order = out["method"].map(method_rank)
     out = out.assign(_o=order).sort_values(
         ["_o", "variant", "representation", "track", "protocol", "n_bits"], kind="stable"
     )
@@ -230,7 +190,7 @@ class _Series:
         self.varying = {k: cells[k].nunique() > 1 for k in keys}
         tuples = [tuple(r) for r in cells.itertuples(index=False)]
         m = keys.index("method")
-        self.order = sorted(tuples, key=lambda t: (_method_rank(t[m]), t))
+        self.order = sorted(tuples, key=lambda t: (method_rank(t[m]), t))
         self._dash: dict[tuple, str] = {}
         seen: dict[str, int] = {}
         for t in self.order:
@@ -677,7 +637,7 @@ def published_vs_ours(
     t = t.assign(bits=t["bits"].astype(int), mname=t["method"].astype(str))
     lengths = sorted(t["bits"].unique())
     markers = dict(zip(lengths, EXTRA_MARKERS, strict=False))
-    methods = sorted(dict.fromkeys(t["mname"]), key=lambda m: _method_rank(m.lower()))
+    methods = sorted(dict.fromkeys(t["mname"]), key=lambda m: method_rank(m.lower()))
     with _style():
         fig = _new_figure()
         ax = fig.subplots()
@@ -834,27 +794,6 @@ def plot_dataset(
     return paths
 
 
-def dataset_folders(root: str | Path, dataset: str | None = None) -> list[Path]:
-    """The dataset folders under a run's ``--out`` (those with a ``records`` folder), or just ``dataset``."""
-    from .errors import InvalidInput
-    from .plan import dataset_dirname
-
-    root = Path(root)
-    if dataset:
-        folder = root / dataset_dirname(dataset)
-        if not (folder / "records").is_dir():
-            have = ", ".join(p.parent.name for p in sorted(root.glob("*/records"))) or "none"
-            raise InvalidInput(
-                f"no records under {folder} (datasets with records under {root}: {have}); "
-                f"run `hashbench run --dataset {dataset} --out {root} ...` first"
-            )
-        return [folder]
-    folders = sorted(p.parent for p in root.glob("*/records") if p.is_dir())
-    if not folders:
-        raise InvalidInput(f"no records under {root}; run `hashbench run --out {root} ...` first")
-    return folders
-
-
 def add_plot_parser(subparsers, **parser_kwargs: Any) -> None:
     """Add the ``hashbench plot`` subcommand to cli.py's subparsers (``parser_kwargs``: e.g. its
     ``formatter_class``)."""
@@ -866,6 +805,8 @@ def add_plot_parser(subparsers, **parser_kwargs: Any) -> None:
 
 def cmd_plot(args, argv) -> int:
     """Draw every figure of each dataset folder under ``--out`` into ``<folder>/plots/``."""
+    from .tables import dataset_folders
+
     for folder in dataset_folders(args.out, args.dataset):
         paths = plot_dataset(folder)
         print(f"wrote {len(paths)} files to {folder / 'plots'}" if paths else f"{folder}: no records to plot")

@@ -423,8 +423,7 @@ def build_report(
 ) -> Path:
     """Write ``out/report.html`` (atomically) for every dataset folder under ``out`` with records, or
     only ``dataset``; the records shown are those the tables show (:func:`hashbench.tables.select`)."""
-    from .plots import dataset_folders
-    from .tables import load_frame, select
+    from .tables import dataset_folders, load_frame, select
 
     out = Path(out)
     sections = []

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .display import display_order
+from .errors import InvalidInput
 from .io import atomic_write_text
 from .protocols import PROTOCOLS
 from .records import cell_key, iter_metas
@@ -134,18 +136,29 @@ def select(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def method_rank(methods: pd.Series) -> pd.Series:
     """Display order from the registry: each method class's ``display_rank`` (hashbench's own methods
-    declare the UHGA paper's comparison order, LSH first), then the name."""
-    from .methods import get_method
-
-    def rank(name: str) -> tuple[int, str]:
-        try:
-            return (int(getattr(get_method(name), "display_rank", 1000)), name)
-        except Exception:  # noqa: BLE001 - an unknown or broken method sorts last
-            return (10**6, name)
-
-    ranks = {m: rank(m) for m in methods.unique()}
-    ordered = {m: i for i, m in enumerate(sorted(ranks, key=ranks.get))}
+    declare the UHGA paper's comparison order, LSH first), then the name (:mod:`hashbench.display`)."""
+    ordered = {m: i for i, m in enumerate(display_order(methods.unique()))}
     return methods.map(ordered)
+
+
+def dataset_folders(root: str | Path, dataset: str | None = None) -> list[Path]:
+    """The dataset folders under a run's ``--out`` (those with a ``records`` folder), or just ``dataset``."""
+    from .plan import dataset_dirname
+
+    root = Path(root)
+    if dataset:
+        folder = root / dataset_dirname(dataset)
+        if not (folder / "records").is_dir():
+            have = ", ".join(p.parent.name for p in sorted(root.glob("*/records"))) or "none"
+            raise InvalidInput(
+                f"no records under {folder} (datasets with records under {root}: {have}); "
+                f"run `hashbench run --dataset {dataset} --out {root} ...` first"
+            )
+        return [folder]
+    folders = sorted(p.parent for p in root.glob("*/records") if p.is_dir())
+    if not folders:
+        raise InvalidInput(f"no records under {root}; run `hashbench run --out {root} ...` first")
+    return folders
 
 
 def order(df: pd.DataFrame) -> pd.DataFrame:

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection
 
-from hashbench import plots
+from hashbench import display, plots
 from hashbench.errors import InvalidInput
+from hashbench.methods import get_method, list_methods
 
 
 def synthetic_frame(methods=("lsh", "itq"), bits=(16, 32), seeds=(0, 1), dataset="digits"):
@@ -64,15 +65,16 @@ def synthetic_frame(methods=("lsh", "itq"), bits=(16, 32), seeds=(0, 1), dataset
 
 
 def test_colour_per_method_is_fixed_and_distinct():
-    """A method keeps its colour in every figure and dataset: a fixed table for the registered
-    methods (all different), a hash of the name for others (the same on every call)."""
-    registered = list(plots.METHOD_STYLES)
+    """A method keeps its colour in every figure and dataset: what its class declares
+    (``display_style``; all different for the registered methods), a digest of the name for others
+    (the same on every call)."""
+    registered = list_methods()
     colours = [plots.method_color(m) for m in registered]
     assert len(set(colours)) == len(colours)
-    assert plots.method_color("ITQ") == plots.method_color("itq") == plots.METHOD_STYLES["itq"][0]
+    assert plots.method_color("ITQ") == plots.method_color("itq") == get_method("itq").display_style[0]
     other = plots.method_style("my-new-method")
     assert other == plots.method_style("my-new-method")
-    assert other[0] in plots.EXTRA_COLOURS
+    assert other[0] in display.EXTRA_COLOURS
 
 
 def _legend_clear_of_axes(fig) -> None:
@@ -92,7 +94,7 @@ def test_map_vs_bits_shows_mean_std_and_tie_range():
     ax = d.figure.axes[0]
     itq = df[(df.method == "itq") & (df.n_bits == 32)]
     mean = itq["map"].mean()
-    lines = [ln for ln in ax.get_lines() if ln.get_marker() == plots.METHOD_STYLES["itq"][1]]
+    lines = [ln for ln in ax.get_lines() if ln.get_marker() == plots.method_style("itq")[1]]
     assert lines and np.isclose(lines[0].get_ydata()[1], mean)
     assert np.isclose(lines[0].get_xdata()[1], 32, rtol=0.1)  # nudged a little along x, not moved
     spans = [seg for c in ax.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
@@ -239,7 +241,7 @@ def test_plot_command_on_real_records(digits_run, capsys):
     assert "wrote 10 files" in capsys.readouterr().out
     df, _ = select(load_frame(folder))
     d = plots.map_vs_bits(df)
-    line = next(ln for ln in d.figure.axes[0].get_lines() if ln.get_marker() == plots.METHOD_STYLES["itq"][1])
+    line = next(ln for ln in d.figure.axes[0].get_lines() if ln.get_marker() == plots.method_style("itq")[1])
     want = df[df.method == "itq"].groupby("n_bits")["map"].mean().to_numpy()
     np.testing.assert_allclose(line.get_ydata(), want)
     pr = plots.pr_table(df)  # the real scores files: radius 0..B, recall ends at 1

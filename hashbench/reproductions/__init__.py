@@ -8,8 +8,8 @@ module: add it to ``BUILTIN`` or register it from another package under the entr
 A reproduction module provides (see :mod:`hashbench.reproductions.uhga2020`):
 
 - ``NAME``, ``TITLE``, ``DATASETS`` (dataset name -> {"metric": label, "topk": K or None}),
-  ``METHOD_ORDER`` (display order), ``published()`` (the published values as a frame, read from
-  package data so a wheel has them),
+  ``display_order(methods)`` (by the methods' own ``display_rank``), ``published()`` (the published
+  values as a frame, read from package data so a wheel has them),
 - ``required_cells(dataset)`` -> list of dict(method, bits, params, representation, track, tables),
 - ``missing_cells(frame, dataset, seeds)`` and ``commands(dataset, out, frame=..., seeds=...)``:
   the ``hashbench run`` command lines that would produce what is missing,

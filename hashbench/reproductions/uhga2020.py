@@ -2,7 +2,7 @@
 Symmetry 2020, 12(7):1193 (doi 10.3390/sym12071193): its Tables 2, 3 and 4 and the claims they support.
 
 Everything specific to this paper lives here, so the harness names no paper: the paper's method labels
-(:data:`PAPER_NAMES`), its display order (:data:`METHOD_ORDER`), which cells each table needs
+(:data:`PAPER_NAMES`), its display order (:func:`display_order`), which cells each table needs
 (:func:`required_cells`), the ``hashbench run`` commands that produce them (:func:`commands`), the tables
 beside the published values (:func:`tables`) and the claims with verdicts (:func:`claims`).
 
@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..display import display_order as _display_order
 from ..errors import InvalidInput, UnknownName
 from ..stats import (
     Selector,
@@ -75,9 +76,6 @@ PAPER_NAMES = {
 }  # fmt: skip
 #: registered name -> the paper's label.
 LABELS = {v: k for k, v in PAPER_NAMES.items()}
-#: display order: LSH (a reference, not in the paper) first, then the order of the paper's Table 4
-#: with the Table 3 variants beside their base method.
-METHOD_ORDER = ["lsh", "sh", "sph", "itq", "dsh", "ssdh", "ssdh+ga", "hashgan", "usdh", "uhga", "uhga+ga"]
 #: methods shown first as reference rows of Table 4 where they were run (no published value).
 REFERENCE_METHODS = ("lsh",)
 BITS = (16, 32, 64, 128)
@@ -136,17 +134,11 @@ def _check_dataset(dataset: str) -> dict[str, Any]:
     return DATASETS[dataset]
 
 
-def method_rank(method: str) -> int:
-    """Position of a registered method in :data:`METHOD_ORDER` (others after it)."""
-    try:
-        return METHOD_ORDER.index(str(method).lower())
-    except ValueError:
-        return len(METHOD_ORDER)
-
-
 def display_order(methods: Iterable[str]) -> list[str]:
-    """Methods in the paper's order, others after it alphabetically."""
-    return sorted(dict.fromkeys(methods), key=lambda m: (method_rank(m), str(m)))
+    """Methods in display order: each method class's ``display_rank`` (hashbench's own methods declare
+    this paper's order: LSH, a reference not in the paper, first, then Table 4's order with the
+    Table 3 variants beside their base method), others after it alphabetically."""
+    return _display_order(methods)
 
 
 def label(method: str) -> str:
