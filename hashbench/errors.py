@@ -23,12 +23,16 @@ class MissingWeights(HashbenchError):
     """Pretrained weights are needed and none are available offline."""
 
 
+#: the longest code hashbench handles (bits); hashbench.methods.N_BITS constrains every method to it
+MAX_BITS = 1024
+
+
 def check_n_bits(n_bits: int) -> int:
-    """Return n_bits as int, or raise InvalidInput when it is not in 1..1024."""
+    """Return n_bits as int, or raise InvalidInput when it is not in 1..MAX_BITS (1024)."""
     try:
         b = int(n_bits)
     except (TypeError, ValueError):
         raise InvalidInput(f"code length {n_bits!r} is not an integer; give bits as e.g. --bits 16,32,64") from None
-    if b != n_bits or not 1 <= b <= 1024:
-        raise InvalidInput(f"code length {n_bits!r} is outside 1..1024; give bits as e.g. --bits 16,32,64")
+    if b != n_bits or not 1 <= b <= MAX_BITS:
+        raise InvalidInput(f"code length {n_bits!r} is outside 1..{MAX_BITS}; give bits as e.g. --bits 16,32,64")
     return b

@@ -9,7 +9,8 @@ others; the runner reports failures after the rest finished. Every executor call
 
 - :class:`LocalExecutor` (default): in this process (``jobs=1``), or ``jobs`` worker processes
   on this machine, each with ``cores // jobs`` threads, taking the cells longest first
-  (:func:`hashbench.plan.longest_first`).
+  (:func:`hashbench.plan.longest_first`). Workers end when the main process dies, even by kill -9
+  (:func:`_die_with_parent`).
 - ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task.
 """
 
@@ -39,9 +40,49 @@ class Executor(Protocol):
     def run(self, ctx: RunContext, tasks: Sequence[Task]) -> Iterator[Outcome]: ...
 
 
-def _worker_init(threads: int) -> None:
+#: seconds between two looks of a worker's watchdog at its parent
+WATCHDOG_S = 1.0
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when process ``parent`` dies (a kill -9 of the run leaves no worker behind).
+
+    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere,
+    a daemon thread also checks every :data:`WATCHDOG_S` seconds that the parent is still this
+    process's parent, and ends the process when it is not. A worker writes only through atomic
+    writes, so ending it at any moment leaves nothing half-written.
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the watchdog alone
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="hashbench-parent-watchdog", daemon=True).start()
+
+
+def _worker_init(threads: int, parent: int | None = None) -> None:
     from .device import keep_freed_memory, limit_threads
 
+    if parent is not None:
+        _die_with_parent(parent)
     limit_threads(threads)
     keep_freed_memory()
 
@@ -61,6 +102,18 @@ class LocalExecutor:
         self.jobs = jobs
         self.threads_per_job = threads_per_job or max(1, (os.cpu_count() or 1) // jobs)
 
+    def pool(self, workers: int):
+        """A pool of ``workers`` spawned processes that end when this process dies."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a process holding thread pools
+            initializer=_worker_init,
+            initargs=(self.threads_per_job, os.getpid()),
+        )
+
     def run(self, ctx: RunContext, tasks: Sequence[Task]) -> Iterator[Outcome]:
         if self.jobs == 1 or len(tasks) <= 1:
             for t in tasks:
@@ -71,17 +124,10 @@ class LocalExecutor:
                 except Exception as exc:  # noqa: BLE001 - reported by the runner with the cell's name
                     yield Outcome(t, error=exc)
             return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
         tasks = longest_first(tasks)  # long cells first: no worker ends the run alone on a long cell
-        mp = multiprocessing.get_context("spawn")  # no fork of a process holding thread pools
-        with ProcessPoolExecutor(
-            max_workers=min(self.jobs, len(tasks)),
-            mp_context=mp,
-            initializer=_worker_init,
-            initargs=(self.threads_per_job,),
-        ) as pool:
+        with self.pool(min(self.jobs, len(tasks))) as pool:
             futures = {pool.submit(_run_one, ctx, t): t for t in tasks}
             try:
                 for f in as_completed(futures):

@@ -49,16 +49,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .errors import HashbenchError, InvalidInput, UnknownName
+from .errors import MAX_BITS, HashbenchError, InvalidInput, UnknownName
 
 ENTRY_POINT_GROUP = "hashbench.methods"
 
 #: parameters that change how a fit runs but not what it computes: left out of record and
 #: checkpoint keys (the runner imports this set from here).
 RUNTIME_PARAMS: frozenset[str] = frozenset({"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs"})
-
-#: the largest code length hashbench accepts (errors.check_n_bits says the same)
-MAX_BITS = 1024
 
 
 # ------------------------------------------------------------------------------------------------

@@ -307,3 +307,68 @@ def test_check_tolerance_must_be_finite_and_non_negative(tol, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--tolerance" in err[0] and "finite number >= 0" in err[0]
     assert not (tmp_path / "o").exists()  # refused before anything ran
+
+
+# -- 5. worker processes end when their parent dies -----------------------------------------------
+
+_PARENT = textwrap.dedent(
+    """
+    import os, time
+    from hashbench.executors import LocalExecutor
+
+    if __name__ == "__main__":
+        pool = LocalExecutor(2, threads_per_job=1).pool(2)
+        pids = set()
+        while len(pids) < 2:  # each worker ran its initializer before any task
+            pids |= {f.result() for f in [pool.submit(os.getpid) for _ in range(8)]}
+        for _ in range(4):
+            pool.submit(time.sleep, 120)
+        print(" ".join(map(str, sorted(pids))), flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(_PARENT)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        pids = [int(x) for x in line.split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids), line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids), "workers outlived their killed parent"
+    finally:
+        proc.kill()
+        for p in pids if "pids" in locals() else []:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_watchdog_alone_ends_an_orphan(monkeypatch):
+    """Without prctl (other systems), the watchdog thread ends a worker whose parent changed."""
+    from hashbench import executors
+
+    exits = []
+    monkeypatch.setattr(executors, "WATCHDOG_S", 0.01)
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    monkeypatch.setattr(sys, "platform", "other")
+    executors._die_with_parent(os.getppid())  # still our parent: nothing happens
+    time.sleep(0.1)
+    assert exits == []
+    executors._die_with_parent(-5)  # not our parent: ends at once
+    assert exits[:1] == [1]
