@@ -605,6 +605,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hashbench: interrupted; finished cells are kept, re-run to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full or unwritable folder met outside hashbench's own writers (figures)
+        from .io import STORAGE_ERRNOS, storage_error
+
+        if exc.errno in STORAGE_ERRNOS and exc.filename:
+            print(f"hashbench: error: {storage_error(exc.filename, exc)}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

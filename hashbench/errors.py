@@ -19,6 +19,14 @@ class InvalidInput(HashbenchError):
     """Bad values: bits outside 1..1024, NaN features, wrong shapes, corrupt files."""
 
 
+class StorageError(HashbenchError):
+    """A folder hashbench writes to is full or not writable (ENOSPC, EDQUOT, EACCES, EPERM, EROFS).
+
+    The message names the folder and the fix; a run stops at the first one (every later cell would
+    fail the same way), keeping what was written whole.
+    """
+
+
 class MissingWeights(HashbenchError):
     """Pretrained weights are needed and none are available offline."""
 

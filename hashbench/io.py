@@ -8,6 +8,7 @@ permissions the umask allows (``mkstemp`` alone would make them 0600): results a
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -16,26 +17,53 @@ from typing import IO
 
 import numpy as np
 
-from .errors import InvalidInput
+from .errors import InvalidInput, StorageError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+#: errors that mean "this folder cannot take the file": full, over quota, or not writable
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
+    """One line naming the folder that could not take ``path`` and what to do about it."""
+    folder = Path(path).parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space on that disk, or point --out / --cache-dir ($HASHBENCH_CACHE) at another disk"
+    else:
+        fix = "fix its permissions, or point --out / --cache-dir ($HASHBENCH_CACHE) at a writable folder"
+    return StorageError(
+        f"cannot write to {folder} ({exc.strerror or errno.errorcode.get(exc.errno, exc)}): {fix}; "
+        "the run stopped there, and everything written before is complete (re-run to resume)"
+    )
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """``with atomic_writer(p) as f: f.write(...)``: the file appears whole at ``p`` or not at all."""
+    """``with atomic_writer(p) as f: f.write(...)``: the file appears whole at ``p`` or not at all.
+
+    A full or unwritable folder raises :class:`~hashbench.errors.StorageError` naming it.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        if exc.errno in STORAGE_ERRNOS:
+            raise storage_error(path, exc) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            raise storage_error(path, exc) from None
         raise
 
 

@@ -8,7 +8,8 @@
 
 Finished cells (a readable record at the task's path) are skipped unless ``force``; a corrupt record
 is reported by name and its cell runs again. A failed cell does not stop the others: failures are
-reported together once the rest finished.
+reported together once the rest finished; but a full or unwritable folder
+(:class:`~hashbench.errors.StorageError`) stops the run at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from . import records as rec
 from .device import resolve_device
-from .errors import HashbenchError
+from .errors import HashbenchError, StorageError
 from .execute import RunContext, dataset_of, prepare, reset
 from .executors import LocalExecutor, Outcome
 from .io import ensure_writable_dir
@@ -115,6 +116,8 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
             for o in outcomes:
                 if o.error is None:
                     result.ran.append(o.task)
+                elif isinstance(o.error, StorageError):
+                    raise o.error  # a full or unwritable folder: every later cell would fail the same way
                 else:
                     result.failed.append(o)
                     log(f"cell {o.task.label} failed: {type(o.error).__name__}: {o.error}")

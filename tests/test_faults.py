@@ -372,3 +372,84 @@ def test_watchdog_alone_ends_an_orphan(monkeypatch):
     assert exits == []
     executors._die_with_parent(-5)  # not our parent: ends at once
     assert exits[:1] == [1]
+
+
+# -- 6, 7. a full disk or an unwritable folder: one line, exit 2, the run stops ------------------
+
+
+def _fail_writes_under(monkeypatch, folder: Path, err: int) -> list[str]:
+    """Make every atomic write whose destination lies under ``folder`` fail with ``err`` at its rename
+    (after the bytes went to the temporary file, as a disk filling up mid-write does); returns the
+    destinations tried. File modes alone would not do: CI runs as root."""
+    import hashbench.io as hio
+
+    tried: list[str] = []
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).startswith(str(folder)):
+            tried.append(str(dst))
+            raise OSError(err, os.strerror(err), str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(hio.os, "replace", replace)
+    return tried
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")] if folder.exists() else []
+
+
+def test_full_disk_on_out_stops_the_run_at_the_first_record(tmp_path, monkeypatch, capsys):
+    import hashbench.execute as execute
+
+    cells = []
+    real = execute.execute_cell
+    monkeypatch.setattr(execute, "execute_cell", lambda ctx, t: cells.append(t) or real(ctx, t))
+    monkeypatch.setattr("hashbench.executors.execute_cell", execute.execute_cell)
+    out = tmp_path / "out"
+    tried = _fail_writes_under(monkeypatch, out / "digits" / "records", errno.ENOSPC)
+    rc = main([*RUN, "--methods", "lsh,itq", "--bits", "16,32", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert str(out / "digits" / "records") in err[0] and "free space" in err[0]
+    assert len(cells) == 1 and len(tried) == 1  # stopped at the first failure
+    assert _leftovers(out) == [] and not list((out / "digits" / "records").glob("*.npz"))
+
+
+def test_unwritable_cache_stops_before_any_cell(tmp_path, monkeypatch, capsys):
+    import hashbench.execute as execute
+
+    monkeypatch.setattr("hashbench.executors.execute_cell", lambda *a: pytest.fail("a cell ran"))
+    monkeypatch.setattr(execute, "execute_cell", lambda *a: pytest.fail("a cell ran"))
+    cdir = tmp_path / "cache"
+    _fail_writes_under(monkeypatch, cdir, errno.EACCES)
+    rc = main(
+        [*RUN, "--methods", "itq", "--bits", "16", "--features", "gist", "--cache-dir", str(cdir)]
+        + ["--out", str(tmp_path / "out")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert str(cdir / "features") in err[0] and "permissions" in err[0]
+    assert _leftovers(cdir) == []
+
+
+@pytest.mark.parametrize("command", [["tables", "--no-plots"], ["rescore"]])
+def test_read_only_results_folder_gives_one_line(small_run, tmp_path, monkeypatch, capsys, command):
+    out = _copy_run(small_run, tmp_path / "o")
+    _fail_writes_under(monkeypatch, out, errno.EROFS)
+    assert main([command[0], "--out", str(out), *command[1:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out / "digits") in err[0], err
+
+
+def test_oserror_outside_hashbench_writers_is_one_line(monkeypatch, capsys):
+    import hashbench.cli as cli
+
+    def boom(args, argv):
+        raise OSError(errno.ENOSPC, "No space left on device", "/somewhere/fig.png")
+
+    monkeypatch.setattr(cli, "cmd_datasets", boom)
+    assert main(["datasets"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/somewhere" in err[0] and "free space" in err[0]
