@@ -27,11 +27,14 @@ from .errors import InvalidInput
 
 __all__ = [
     "GPU_MAX_K",
+    "OUTLIER_FACTOR",
+    "QueryTiming",
     "build_index",
     "knn",
     "knn_bruteforce",
     "radius_search",
     "time_queries",
+    "timing_stats",
 ]
 
 #: the largest k faiss's GPU binary index answers
@@ -163,21 +166,85 @@ def radius_search(db_codes: np.ndarray, query_codes: np.ndarray, r: int):
     return lims.astype(np.int64), dist, idx
 
 
+#: a timed pass slower than this many times the median of the passes is measured again
+OUTLIER_FACTOR = 3.0
+#: at most this many re-measurements of outliers per timing
+MAX_REMEASURE = 10
+
+
+class QueryTiming(float):
+    """Seconds per query (the median over timed passes), with the spread it was measured with.
+
+    A float, so callers that only want the number keep working. Attributes (seconds per query):
+    ``median`` (= the value), ``p25`` and ``p75`` (the quartiles of the passes), ``min``, ``max``;
+    ``repeats`` (passes kept), ``remeasured`` (passes measured again as outliers),
+    ``outlier_factor`` and ``samples`` (every kept pass, in order of measurement).
+    """
+
+    median: float
+    p25: float
+    p75: float
+    min: float
+    max: float
+    repeats: int
+    remeasured: int
+    outlier_factor: float
+    samples: tuple[float, ...]
+
+    @property
+    def spread(self) -> float:
+        """The interquartile range ``p75 - p25``."""
+        return self.p75 - self.p25
+
+
+def timing_stats(measure, repeats: int, per: int = 1, factor: float = OUTLIER_FACTOR) -> QueryTiming:
+    """``repeats`` calls of ``measure()`` (seconds of one pass) -> the median per item and its quartiles.
+
+    A pass slower than ``factor`` times the median of the passes so far (a descheduled process,
+    a page fault storm) is measured again in place, at most :data:`MAX_REMEASURE` times in all; the
+    statistic is then the median and quartiles (``numpy.percentile``, linear) of the kept passes,
+    divided by ``per`` (the number of queries in a pass).
+    """
+    if repeats < 1:
+        raise InvalidInput(f"repeats must be at least 1; got {repeats}")
+    samples = [float(measure()) for _ in range(repeats)]
+    remeasured = 0
+    while remeasured < MAX_REMEASURE:
+        med = float(np.median(samples))
+        worst = int(np.argmax(samples))
+        if not samples[worst] > factor * med:
+            break
+        samples[worst] = float(measure())
+        remeasured += 1
+    a = np.asarray(samples) / per
+    p25, med, p75 = (float(v) for v in np.percentile(a, [25, 50, 75]))
+    t = QueryTiming(med)
+    t.median, t.p25, t.p75, t.min, t.max = med, p25, p75, float(a.min()), float(a.max())
+    t.repeats, t.remeasured, t.outlier_factor, t.samples = len(samples), remeasured, factor, tuple(a.tolist())
+    return t
+
+
 def time_queries(
-    db_codes: np.ndarray, query_codes: np.ndarray, k: int = 100, repeats: int = 3, *, use_gpu: bool | None = None
-) -> float:
-    """Seconds per query of a faiss k-NN search (index built once, outside the timing; best of
-    ``repeats`` runs over all queries)."""
+    db_codes: np.ndarray, query_codes: np.ndarray, k: int = 100, repeats: int = 7, *, use_gpu: bool | None = None
+) -> QueryTiming:
+    """Seconds per query of a faiss k-NN search, as a :class:`QueryTiming` (a float: the median).
+
+    The index is built once, outside the timing; one untimed pass over all queries warms up faiss's
+    thread pool and the caches; then ``repeats`` timed passes over all queries give the median and
+    quartiles per query, a pass beyond :data:`OUTLIER_FACTOR` times the median being measured again
+    (:func:`timing_stats`).
+    """
     if repeats < 1:
         raise InvalidInput(f"repeats must be at least 1; got {repeats}")
     db = _as_packed(db_codes, "db_codes")
     q = _queries(query_codes, db.shape[1])
     k = min(int(k), db.shape[0])
     index = build_index(db, k=k, use_gpu=use_gpu)
-    index.search(q[:1], k)  # warm-up: the first search of a process starts faiss's thread pool
-    best = float("inf")
-    for _ in range(repeats):
+    index.search(q, k)  # warm-up pass, not timed
+
+    def one_pass() -> float:
         t = time.perf_counter()
         index.search(q, k)
-        best = min(best, time.perf_counter() - t)
-    return best / q.shape[0]
+        return time.perf_counter() - t
+
+    return timing_stats(one_pass, repeats, per=q.shape[0])

@@ -453,3 +453,45 @@ def test_oserror_outside_hashbench_writers_is_one_line(monkeypatch, capsys):
     assert main(["datasets"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/somewhere" in err[0] and "free space" in err[0]
+
+
+# -- 8. query timing a figure can rest on ---------------------------------------------------------
+
+
+def test_timing_statistic_is_the_median_with_outliers_measured_again():
+    from hashbench.search import OUTLIER_FACTOR, timing_stats
+
+    # seven passes of 10 queries; the fourth is 50x slow, its re-measurement is normal
+    passes = iter([1.0, 1.2, 0.9, 50.0, 1.1, 1.0, 1.3, 1.05])
+    t = timing_stats(lambda: next(passes), repeats=7, per=10)
+    kept = np.array([1.0, 1.2, 0.9, 1.05, 1.1, 1.0, 1.3]) / 10
+    assert t.remeasured == 1 and t.repeats == 7 and t.outlier_factor == OUTLIER_FACTOR
+    assert t == pytest.approx(np.median(kept)) and float(t) == t.median
+    assert (t.p25, t.p75) == pytest.approx(tuple(np.percentile(kept, [25, 75])))
+    assert t.spread == pytest.approx(t.p75 - t.p25)
+    assert t.samples == pytest.approx(tuple(kept))
+    # a pass within the factor is kept as measured
+    t = timing_stats(iter([1.0, 2.9, 1.0]).__next__, repeats=3)
+    assert t.remeasured == 0 and t.max == 2.9
+
+
+def test_time_queries_warms_up_and_repeats(monkeypatch):
+    import hashbench.search as search
+
+    calls = []
+
+    class Index:
+        def search(self, q, k):
+            calls.append(len(q))
+
+    monkeypatch.setattr(search, "build_index", lambda db, k=None, use_gpu=None: Index())
+    rng = np.random.default_rng(0)
+    t = search.time_queries(rng.random((50, 16)) < 0.5, rng.random((6, 16)) < 0.5, k=5)
+    assert calls[0] == 6 and len(calls) >= 1 + 7  # one untimed pass over all queries, then 7 timed
+    assert t.repeats == 7 and t.p25 <= t.median <= t.p75
+
+
+def test_records_store_the_median_and_quartiles(small_run):
+    meta = read_record(_record(small_run)).meta["timings"]
+    assert meta["query_us_p25"] <= meta["query_us_per_query"] <= meta["query_us_p75"]
+    assert meta["query_repeats"] == 7
