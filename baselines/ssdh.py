@@ -102,6 +102,9 @@ class SSDH(DeepHashMethod):
         bins: int = 100,
         rule: str = "paper",
         hidden: int = 1024,
+        train_stages: int | str | None = None,
+        backbone_lr: float = 0.1,
+        backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,
         checkpoint_dir: str | None = None,
@@ -119,6 +122,9 @@ class SSDH(DeepHashMethod):
             batch_size=batch_size,
             lr=lr,
             hidden=hidden,
+            train_stages=train_stages,
+            backbone_lr=backbone_lr,
+            backbone_bn=backbone_bn,
             validation_fraction=validation_fraction,
             patience=patience,
             checkpoint_dir=checkpoint_dir,
@@ -145,7 +151,7 @@ class SSDH(DeepHashMethod):
         """Adam(lr, eps): eps 1.0 end to end (the reference), 1e-8 on the features track, or ``adam_eps``."""
         eps = self.adam_eps
         if eps is None:
-            eps = 1.0 if self.track == "end2end" else 1e-8
+            eps = 1.0 if self.regime == "end2end" else 1e-8
         return torch.optim.Adam(params, lr=float(self.lr), eps=float(eps))
 
     def batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:

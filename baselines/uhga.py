@@ -234,6 +234,9 @@ class UHGA(DeepHashMethod):
         scale_growth: float = 0.005,
         scale_every: int = 200,
         hidden: int = 1024,
+        train_stages: int | str | None = None,
+        backbone_lr: float = 0.1,
+        backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,
         checkpoint_dir: str | None = None,
@@ -251,6 +254,9 @@ class UHGA(DeepHashMethod):
             batch_size=batch_size,
             lr=lr,
             hidden=hidden,
+            train_stages=train_stages,
+            backbone_lr=backbone_lr,
+            backbone_bn=backbone_bn,
             validation_fraction=validation_fraction,
             patience=patience,
             checkpoint_dir=checkpoint_dir,
@@ -274,7 +280,7 @@ class UHGA(DeepHashMethod):
     def _base_lr(self) -> float:
         if self.lr is not None:
             return float(self.lr)
-        return 1e-3 if self.track == "end2end" else 1e-2
+        return 1e-3 if self.regime == "end2end" else 1e-2
 
     # -- extension points ---------------------------------------------------------------------
     def prepare(self, ctx: FitContext) -> None:
@@ -307,11 +313,16 @@ class UHGA(DeepHashMethod):
         net = self.net_
         hash_params = [q for q in net.hash_layer.parameters() if q.requires_grad]
         hash_ids = {id(q) for q in hash_params}
-        body = [q for q in net.parameters() if q.requires_grad and id(q) not in hash_ids]
+        stages = self.backbone_parameters()  # fine-tuning: the trainable backbone stages, at backbone_lr x
+        stage_ids = {id(q) for q in stages}
+        body = [q for q in net.parameters() if q.requires_grad and id(q) not in hash_ids and id(q) not in stage_ids]
         lr = self._base_lr()
         groups = [{"params": hash_params, "lr": lr * float(self.hash_lr_mult), "lr_mult": float(self.hash_lr_mult)}]
         if body:
             groups.insert(0, {"params": body, "lr": lr, "lr_mult": 1.0})
+        if stages:
+            mult = float(self.backbone_lr)
+            groups.insert(0, {"params": stages, "lr": lr * mult, "lr_mult": mult})
         return torch.optim.SGD(
             groups,
             lr=lr,
@@ -411,6 +422,9 @@ class UHGAGA(AttentionTrained, UHGA):
         attention_lr: float = 0.08,
         attention_hidden: int = 100,
         hidden: int = 1024,
+        train_stages: int | str | None = None,
+        backbone_lr: float = 0.1,
+        backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,
         checkpoint_dir: str | None = None,
@@ -438,6 +452,9 @@ class UHGAGA(AttentionTrained, UHGA):
             scale_growth=scale_growth,
             scale_every=scale_every,
             hidden=hidden,
+            train_stages=train_stages,
+            backbone_lr=backbone_lr,
+            backbone_bn=backbone_bn,
             validation_fraction=validation_fraction,
             patience=patience,
             checkpoint_dir=checkpoint_dir,

@@ -171,6 +171,9 @@ class USDH(DeepHashMethod):
         neighbors: float = 0.05,
         dissimilar_quantile: float = 0.5,
         hidden: int = 1024,
+        train_stages: int | str | None = None,
+        backbone_lr: float = 0.1,
+        backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,
         checkpoint_dir: str | None = None,
@@ -188,6 +191,9 @@ class USDH(DeepHashMethod):
             batch_size=batch_size,
             lr=lr,
             hidden=hidden,
+            train_stages=train_stages,
+            backbone_lr=backbone_lr,
+            backbone_bn=backbone_bn,
             validation_fraction=validation_fraction,
             patience=patience,
             checkpoint_dir=checkpoint_dir,
@@ -214,10 +220,10 @@ class USDH(DeepHashMethod):
     def fit(self, X: Any, y: Any = None, rotated: Sequence[np.ndarray] | None = None) -> USDH:
         """Train on training items X (and, on the features track, their rotated representations)."""
         self._rotated = None
-        if self.track == "features":
+        if self.input == "features":
             # bad features are reported before any warning about rotations
             self.validate_input(X, fitting=True)
-        if self.track == "features" and float(self.w_rot) != 0.0:
+        if self.input == "features" and float(self.w_rot) != 0.0:
             if rotated is None or len(rotated) == 0:
                 warnings.warn(
                     "USDH on the features track was given no rotated features (fit(X, rotated=[...])); "
@@ -263,14 +269,14 @@ class USDH(DeepHashMethod):
             "frac_dissimilar": float(np.count_nonzero(S == -1)) / n2,
         }
         ctx.extra["S"] = torch.from_numpy(S).to(ctx.device)
-        if self.track == "features":
+        if self.input == "features":
             rotated = self._rotated or []
             ctx.extra["rotated"] = [torch.from_numpy(np.ascontiguousarray(R)).to(ctx.device) for R in rotated]
-        self.rotation_used_ = float(self.w_rot) != 0.0 and (self.track == "end2end" or bool(self._rotated))
+        self.rotation_used_ = float(self.w_rot) != 0.0 and (self.input == "images" or bool(self._rotated))
 
     def _rotated_codes(self, ctx: FitContext, idx: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
         """Codes of the batch's rotated versions: the given rotated features, or rot90 of the images."""
-        if self.track == "features":
+        if self.input == "features":
             i = idx.to(ctx.device)
             return [self.net_(R[i]) for R in ctx.extra["rotated"]]
         return [self.net_(torch.rot90(x, int(a) // 90 % 4, dims=(2, 3))) for a in self.rotation_angles]

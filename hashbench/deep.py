@@ -46,6 +46,10 @@ from .methods import (
 from .nets import END2END_ARCHS
 
 TRACKS = ("features", "end2end")
+#: batch-norm statistics of the trainable backbone stages: the pretrained ones, or each batch's
+BACKBONE_BN = ("frozen", "batch")
+#: parameters of the fine-tuning regime: left out of the record key where they change nothing
+FINETUNE_PARAMS = ("train_stages", "backbone_lr", "backbone_bn")
 #: backbones of the end-to-end track (``hashbench.nets.end2end_net``)
 ARCHS = END2END_ARCHS
 
@@ -127,8 +131,11 @@ class FitContext:
         Features track: the representation's features as given. End-to-end track: the backbone's
         fc7 (post-ReLU) in eval mode, computed now, so before any training step.
         """
-        if self.method.track == "features":
+        if self.method.regime == "features":
             return self.X.detach().cpu().numpy()
+        pooled = getattr(self.method, "_pooled_init", None)
+        if pooled is not None:  # fine-tuning: the stages' pooled features before any step
+            return pooled
         net = self.method.net_
         was_training = net.training
         net.eval()
@@ -189,6 +196,8 @@ class DeepHashMethod(HashMethod):
     deep = True
     #: epochs when ``epochs=None``, per track
     default_epochs: ClassVar[dict[str, int]] = {"features": 50, "end2end": 10}
+    #: epochs when ``epochs=None`` on the fine-tuning regimes (None: the features track's)
+    finetune_epochs: ClassVar[int | None] = None
     #: dropout after the features-track hidden layer
     feature_dropout: ClassVar[float] = 0.1
     #: items per forward pass in ``project`` (features, images)
@@ -203,6 +212,9 @@ class DeepHashMethod(HashMethod):
         "batch_size": [Interval(int, 1, None)],
         "lr": [Interval(float, 0, None, closed="neither")],
         "hidden": [Interval(int, 0, None)],
+        "train_stages": [None, Interval(int, 0, None), Options("all")],
+        "backbone_lr": [Interval(float, 0, None, closed="neither")],
+        "backbone_bn": [Options(*BACKBONE_BN)],
         "validation_fraction": [Interval(float, 0, 1, closed="left")],
         "patience": [None, Interval(int, 1, None)],
         "checkpoint_dir": [None, FOLDER],
@@ -222,6 +234,9 @@ class DeepHashMethod(HashMethod):
         batch_size: int = 24,
         lr: float = 1e-3,
         hidden: int = 1024,
+        train_stages: int | str | None = None,
+        backbone_lr: float = 0.1,
+        backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,
         checkpoint_dir: str | None = None,
@@ -238,6 +253,9 @@ class DeepHashMethod(HashMethod):
         self.batch_size = batch_size
         self.lr = lr
         self.hidden = hidden
+        self.train_stages = train_stages
+        self.backbone_lr = backbone_lr
+        self.backbone_bn = backbone_bn
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
@@ -247,8 +265,54 @@ class DeepHashMethod(HashMethod):
         self.verbose = verbose
 
     @property
+    def regime(self) -> str:
+        """What trains, as records and tables name it: ``features`` (a head on frozen features),
+        ``finetune:K`` (the last K backbone stages and the head), ``finetune:all`` (the whole
+        backbone and the head) or ``end2end`` (the end-to-end track's network: backbone -> hash
+        layer, :func:`hashbench.nets.end2end_net`).
+
+        ``train_stages`` decides when it is set (0 is the features track, whatever ``track`` says);
+        left at None, ``track`` does.
+        """
+        k = getattr(self, "train_stages", None)
+        if k is None:
+            return "end2end" if getattr(self, "track", "features") == "end2end" else "features"
+        if k == "all":
+            return "finetune:all"
+        return "features" if int(k) == 0 else f"finetune:{int(k)}"
+
+    @property
     def input(self) -> str:  # type: ignore[override]
-        return "images" if getattr(self, "track", "features") == "end2end" else "features"
+        return "images" if self.regime in ("end2end", "finetune:all") else "features"
+
+    def input_representation(self, representation: str) -> str:
+        """The representation the fit and encode inputs come from, for a run on ``representation``:
+        the activations in front of the trainable stages (``cnn:ARCH#cutK``) on ``finetune:K``, else
+        ``representation`` itself."""
+        regime = self.regime
+        if regime.startswith("finetune:") and regime != "finetune:all":
+            from .features.cnn import CUT_SEP
+
+            return f"cnn:{self.arch}{CUT_SEP}{int(self.train_stages)}"
+        return representation
+
+    def key_params(self) -> dict[str, Any]:
+        """The parameters that name a record: all but the runtime ones, less the fine-tuning
+        parameters where the regime does not fine-tune (so the features track's keys are those it
+        had before they existed, and ``train_stages=0`` names the same records as the features
+        track)."""
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in RUNTIME_PARAMS}
+        if self.regime in ("features", "end2end"):
+            for k in FINETUNE_PARAMS:
+                params.pop(k, None)
+            if self.regime == "features":
+                params["track"] = "features"
+        return params
+
+    @property
+    def _epochs_key(self) -> str:
+        regime = self.regime
+        return "finetune" if regime.startswith("finetune:") else regime
 
     # -- extension points -------------------------------------------------------------------------
     def prepare(self, ctx: FitContext) -> None:
@@ -260,7 +324,25 @@ class DeepHashMethod(HashMethod):
 
     def training_state(self, ctx: FitContext) -> dict[str, Any]:
         """Objects the loop trains and checkpoints; must contain ``"net"`` (default: net + optimizer)."""
-        return {"net": self.net_, "optimizer": self.make_optimizer(self.net_.parameters())}
+        return {"net": self.net_, "optimizer": self.make_optimizer(self.param_groups())}
+
+    def backbone_parameters(self) -> list[torch.nn.Parameter]:
+        """The trainable backbone stages' parameters (fine-tuning regimes; empty otherwise)."""
+        if not self.regime.startswith("finetune:"):
+            return []
+        return [q for q in self.net_.body[0].parameters() if q.requires_grad]
+
+    def param_groups(self) -> Any:
+        """What :meth:`make_optimizer` gets: the network's parameters, or on the fine-tuning regimes
+        two groups, the head's (at ``lr``) and the backbone stages' (at ``backbone_lr`` x ``lr``,
+        with ``lr_mult`` set for schedules that rescale groups)."""
+        stages = self.backbone_parameters()
+        if not stages:
+            return self.net_.parameters()
+        ids = {id(q) for q in stages}
+        head = [q for q in self.net_.parameters() if id(q) not in ids]
+        mult = float(self.backbone_lr)
+        return [{"params": head}, {"params": stages, "lr": float(self.lr) * mult, "lr_mult": mult}]
 
     def batch_loss(self, ctx: FitContext, idx: torch.Tensor) -> torch.Tensor:
         """The scalar loss of a batch of training items (differentiable)."""
@@ -283,11 +365,33 @@ class DeepHashMethod(HashMethod):
         return sum(vals) / len(idx)
 
     def build_net(self, X: np.ndarray) -> torch.nn.Module:
-        """The hash network for training input X: an MLP head (features track) or a backbone (end-to-end)."""
-        from .nets import end2end_net, feature_net
+        """The hash network for training input X: an MLP head (features track), trainable backbone stages
+        and that head (fine-tuning regimes, :func:`hashbench.nets.finetune_net`) or a backbone and a hash
+        layer (end-to-end)."""
+        from .nets import end2end_net, feature_net, finetune_net
 
-        if self.track == "features":
+        regime = self.regime
+        if regime == "features":
             return feature_net(X, int(self.n_bits), hidden=int(self.hidden), dropout=self.feature_dropout)
+        if regime.startswith("finetune:"):
+            device = resolve_device(self.device)
+            if regime == "finetune:all":
+                inputs = lambda idx: self.batch_inputs(X, idx, torch.device("cpu"))  # noqa: E731
+            else:
+                inputs = lambda idx: torch.from_numpy(np.ascontiguousarray(X[idx]))  # noqa: E731
+            net, pooled = finetune_net(
+                self.arch,
+                int(self.n_bits),
+                self.train_stages,
+                inputs,
+                len(X),
+                weights=self.weights,
+                hidden=int(self.hidden),
+                dropout=self.feature_dropout,
+                freeze_batchnorm=self.backbone_bn == "frozen",
+            )
+            self._pooled_init = pooled  # the reference features of this fit (FitContext.reference_features)
+            return net.to(device)
         return end2end_net(self.arch, int(self.n_bits), self.weights)
 
     def batch_inputs(self, X: Any, idx: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
@@ -316,7 +420,12 @@ class DeepHashMethod(HashMethod):
 
     def n_epochs(self) -> int:
         """The number of epochs a fit runs: ``epochs``, or ``default_epochs[track]`` when it is None."""
-        return int(self.default_epochs[self.track] if self.epochs is None else self.epochs)
+        if self.epochs is not None:
+            return int(self.epochs)
+        key = self._epochs_key
+        if key == "finetune":
+            return int(self.finetune_epochs or self.default_epochs["features"])
+        return int(self.default_epochs[key])
 
     # -- the fit template ------------------------------------------------------------------------
     @fit_context
@@ -330,7 +439,7 @@ class DeepHashMethod(HashMethod):
             net = self.build_net(X).to(device)
             self.net_ = net
             train_idx, val_idx = split_validation(len(X), self.validation_fraction, generator)
-            data = torch.from_numpy(np.ascontiguousarray(X)).to(device) if self.track == "features" else X
+            data = torch.from_numpy(np.ascontiguousarray(X)).to(device) if self.input == "features" else X
             ctx = FitContext(self, data, device, generator, train_idx, val_idx)
             self.prepare(ctx)
             ctx.state = self.training_state(ctx)
@@ -356,8 +465,9 @@ class DeepHashMethod(HashMethod):
                 desc=type(self).__name__,
             )
         self.net_.eval()
+        self._pooled_init = None
         self.history_ = hist.as_dict()
-        if self.track == "features":
+        if self.input == "features":
             self.n_features_in_ = X.shape[1]
         else:
             self.image_shape_ = tuple(X.shape[1:])
@@ -374,12 +484,12 @@ class DeepHashMethod(HashMethod):
         net = self.net_
         net.eval()
         device = next(net.parameters()).device
-        bs = int(self.encode_batch_size[self.track])
+        bs = int(self.encode_batch_size["features" if self.regime == "features" else "end2end"])
         out = []
         with torch.no_grad():
             for start in range(0, len(X), bs):
                 chunk = X[start : start + bs]
-                if self.track == "features":
+                if self.input == "features":
                     xb = torch.from_numpy(np.ascontiguousarray(chunk)).to(device)
                 else:
                     xb = self.batch_inputs(X, np.arange(start, start + len(chunk)), device)

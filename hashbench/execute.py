@@ -71,19 +71,26 @@ _features_memo: dict[tuple, np.ndarray] = {}
 
 
 def features_of(
-    ctx: RunContext, dataset, rotate: int = 0, indices: np.ndarray | None = None, refresh: bool = False
+    ctx: RunContext,
+    dataset,
+    rotate: int = 0,
+    indices: np.ndarray | None = None,
+    refresh: bool = False,
+    representation: str | None = None,
 ) -> np.ndarray:
-    """The representation of the whole dataset (or of ``indices``), memoised per process."""
+    """A representation (default: the run's) of the whole dataset (or of ``indices``), memoised per
+    process."""
     from .features import compute_features
 
-    key = (ctx, rotate, None if indices is None else indices.tobytes())
+    rep = ctx.representation if representation is None else representation
+    key = (ctx, rep, rotate, None if indices is None else indices.tobytes())
     if key not in _features_memo or refresh:
-        if rotate == 0 and dataset.features is not None and ctx.representation == "features":
+        if rotate == 0 and dataset.features is not None and rep == "features":
             X = dataset.features
         else:
             X = compute_features(
                 dataset,
-                ctx.representation,
+                rep,
                 indices=indices,
                 rotate=rotate,
                 cache_dir=ctx.cache_dir,
@@ -108,14 +115,15 @@ def prepare(ctx: RunContext, tasks: list[Task]) -> None:
         method = get_method(t.method)(**t.kwargs)
         if method.input != "features":
             continue
+        rep = method.input_representation(ctx.representation)
         wanted = [(0, None)]
         if getattr(method, "rotation_angles", ()):
             train = split_of(ctx, dataset, t.split_seed)["train"]
             wanted += [(a, train) for a in method.rotation_angles]
         for rotate, idx in wanted:
-            k = (rotate, None if idx is None else idx.tobytes())
+            k = (rep, rotate, None if idx is None else idx.tobytes())
             refresh = ctx.refresh_features and k not in refreshed
-            features_of(ctx, dataset, rotate, idx, refresh=refresh)
+            features_of(ctx, dataset, rotate, idx, refresh=refresh, representation=rep)
             refreshed.add(k)
 
 
@@ -158,7 +166,7 @@ def label_note(query_labels: np.ndarray, db_labels: np.ndarray) -> str:
 def _inputs(method, dataset, ctx: RunContext, idx: np.ndarray) -> np.ndarray:
     if method.input == "images":
         return dataset.images.load(idx)
-    return features_of(ctx, dataset)[idx]
+    return features_of(ctx, dataset, representation=method.input_representation(ctx.representation))[idx]
 
 
 def _encode_in_chunks(method, dataset, ctx, idx: np.ndarray, chunk: int = 20000) -> np.ndarray:
@@ -180,7 +188,10 @@ def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
     train_idx, query_idx, db_idx = split["train"], split["query"], split["database"]
     fit_kwargs: dict[str, Any] = {}
     if getattr(method, "rotation_angles", ()) and method.input == "features":
-        fit_kwargs["rotated"] = [features_of(ctx, dataset, a, train_idx) for a in method.rotation_angles]
+        rep = method.input_representation(ctx.representation)
+        fit_kwargs["rotated"] = [
+            features_of(ctx, dataset, a, train_idx, representation=rep) for a in method.rotation_angles
+        ]
     try:
         X_train = _inputs(method, dataset, ctx, train_idx)
         t0 = time.perf_counter()

@@ -362,6 +362,17 @@ class HashMethod(BaseEstimator):
         """Real-valued outputs h (n, n_bits) whose sign gives the code. Override this or encode."""
         raise NotImplementedError
 
+    # -- what the harness asks of a method (override where a method needs more) --------------
+    def input_representation(self, representation: str) -> str:
+        """The representation whose vectors ``fit`` and ``encode`` take, in a run on
+        ``representation`` (default: that one; deep methods fine-tuning backbone stages take the
+        activations at their cut, ``cnn:ARCH#cutK``)."""
+        return representation
+
+    def key_params(self) -> dict[str, Any]:
+        """The parameters that name the method's records (default: all but the runtime ones)."""
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in RUNTIME_PARAMS}
+
     # -- shared -----------------------------------------------------------------------------
     def check_params(self) -> None:
         """Raise InvalidInput for the first parameter outside its declared constraints.

@@ -114,6 +114,61 @@ def feature_net(X: np.ndarray, n_bits: int, *, hidden: int = 1024, dropout: floa
     return HashNet(nn.Sequential(*layers), feat_dim, n_bits)
 
 
+#: version of the fine-tuning regime (``train_stages``), part of every fine-tuning record's key
+FINETUNE_VERSION = 1
+
+
+def finetune_net(
+    arch: str,
+    n_bits: int,
+    train_stages: int | str,
+    inputs,
+    n: int,
+    *,
+    weights: str | None = "imagenet",
+    hidden: int = 1024,
+    dropout: float = 0.1,
+    freeze_batchnorm: bool = True,
+    batch_size: int = 256,
+) -> tuple[HashNet, np.ndarray]:
+    """One network from the cut to the bits: the last ``train_stages`` stages of ``arch`` (trainable)
+    -> the features track's head (standardise -> MLP -> hash layer).
+
+    ``inputs(idx)``: the network input of training items ``idx`` (of ``n``): the flattened
+    activations at the cut (representation ``cnn:ARCH#cutK``) for ``train_stages = K``, the
+    preprocessed images for ``"all"``. The stages start with the backbone's weights, so before any
+    step they output the representation's pooled features; the standardisation is fitted on those
+    (the training set's, computed here in eval mode), and the head is built as :func:`feature_net`
+    builds it (the same random draws in the same order), so that with the same seed it starts as the
+    features track's head does. Returns the network and the pooled training features it was
+    standardised on (SSDH and UHGA compute their similarity structure from them, as the features
+    track computes it from its features).
+
+    ``freeze_batchnorm``: the stages' batch-norm layers normalise with their pretrained statistics
+    while training (their scale and shift train): see :data:`FINETUNE_VERSION`.
+    """
+    from .features.cnn import stage_split
+
+    _, stages, _ = stage_split(arch, weights, train_stages)
+    pooled = pooled_features_of(stages, inputs, n, batch_size)
+    net = feature_net(pooled, n_bits, hidden=hidden, dropout=dropout)
+    net.body = nn.Sequential(stages, net.body)
+    net.freeze_batchnorm = bool(freeze_batchnorm)
+    return net, pooled
+
+
+def pooled_features_of(stages: nn.Module, inputs, n: int, batch_size: int = 256) -> np.ndarray:
+    """float32 (n, d) outputs of ``stages`` on ``inputs(idx)``, in eval mode, without gradients."""
+    was = stages.training
+    stages.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, n, batch_size):
+            out.append(stages(inputs(np.arange(s, min(s + batch_size, n)))).float().cpu().numpy())
+    stages.train(was)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
 #: backbones of the end-to-end track
 END2END_ARCHS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "alexnet", "vgg16")
 

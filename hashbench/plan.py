@@ -225,9 +225,13 @@ def build_method(
     device: str,
     track: str | None,
     weights: str | None = None,
+    representation: str | None = None,
 ):
     """Instantiate a registered method with bits, seed, device, track, backbone weights and the user's
-    parameters, and check its parameters (InvalidInput naming the bad one)."""
+    parameters, and check its parameters (InvalidInput naming the bad one).
+
+    A deep method fine-tuning backbone stages (``train_stages``) fine-tunes the run's CNN
+    representation (``arch`` from ``representation``) unless ``arch`` is set."""
     cls = get_method(name)
     accepted = cls().get_params(deep=False)
     kwargs: dict[str, Any] = {"n_bits": n_bits}
@@ -246,6 +250,16 @@ def build_method(
             raise InvalidInput(f"set {k} with --bits / --seeds, not --set {name}.{k}")
         kwargs[k] = v
     method = cls(**kwargs)
+    regime = str(getattr(method, "regime", ""))
+    if regime.startswith("finetune:") and "arch" not in user_params and "arch" in accepted:
+        rep = str(representation or "")
+        if not rep.startswith("cnn:"):
+            raise InvalidInput(
+                f"{name}.train_stages={kwargs['train_stages']!r} fine-tunes the stages of a CNN, but this run's "
+                f"representation is {rep or 'none'}; use --features cnn:efficientnet-lite0 (or set {name}.arch)"
+            )
+        kwargs["arch"] = rep[4:]
+        method = cls(**kwargs)
     method.check_params()  # declared types and ranges: InvalidInput naming the parameter
     return method, kwargs
 
@@ -254,7 +268,7 @@ def method_track(method) -> str:
     """What a number is computed from: ``features`` (hash layers / shallow method on a representation),
     ``end2end`` (a network trained end to end on the images: a pretrained backbone fine-tuned, or, for
     HashGAN, its own networks from scratch) or ``images`` (a method without tracks that takes images)."""
-    track = getattr(method, "track", None)
+    track = getattr(method, "regime", None) or getattr(method, "track", None)
     if track:
         return str(track)
     return "images" if method.input == "images" else "features"
@@ -267,7 +281,7 @@ def variant_label(method, defaults: dict[str, Any]) -> str:
         f"{k}={params[k]!r}".replace("'", "")
         for k in sorted(params)
         if k not in RUNTIME_PARAMS
-        and k not in ("n_bits", "random_state", "track", "weights")
+        and k not in ("n_bits", "random_state", "track", "weights", "train_stages")
         and params[k] != defaults.get(k)
     ]
     return ",".join(diff)
@@ -281,10 +295,18 @@ def _param_grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def dataset_dirname(name: str) -> str:
-    """The folder a dataset's tables and records go to: ``features:/a/b.npz`` -> ``features-b``."""
+    """The folder a dataset's tables and records go to: a built-in name as it is (``cifar10``);
+    ``kind:PATH`` as the kind, the path's stem and 6 hex digits of the sha256 of the kind and the
+    absolute path (``features:/a/b.npz`` -> ``features-b-1f2e3d``), so that two folders with the
+    same basename never share one. Folders of the layout before the digest (``features-b``) are
+    still read wherever a results folder is listed (``tables``, ``report``, ``verify``)."""
     if ":" in name:
+        import hashlib
+        import os
+
         kind, arg = name.split(":", 1)
-        return f"{kind}-{Path(arg).stem or 'data'}"
+        ident = f"{kind.lower()}:{os.path.abspath(os.path.expanduser(arg))}" if arg else kind.lower()
+        return f"{kind}-{Path(arg).stem or 'data'}-{hashlib.sha256(ident.encode()).hexdigest()[:6]}"
     return name
 
 
@@ -304,7 +326,8 @@ def expected_cost(task: Task) -> tuple[bool, bool, int]:
     (growing with the code length; HashGAN's features track about 80 s), the shallow ones under 2 s.
     """
     method = get_method(task.method)(**task.kwargs)  # its input follows its track (end to end: images)
-    return (method.input == "images", bool(method.deep), int(task.n_bits))
+    fine_tunes = str(getattr(method, "regime", "")).startswith("finetune:")
+    return (method.input == "images" or fine_tunes, bool(method.deep), int(task.n_bits))
 
 
 def longest_first(tasks: Iterable[Task]) -> list[Task]:
@@ -352,13 +375,17 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
         for values in _param_grid(cfg.params.get(name, {})):
             for b in bits:
                 for s in seeds:
-                    method, kwargs = build_method(name, b, s, values, device, cfg.track, cfg.weights)
+                    method, kwargs = build_method(name, b, s, values, device, cfg.track, cfg.weights, representation)
                     if method.input == "images" and dataset.images is None:
                         raise InvalidInput(
                             f"method {name!r} trains on images, but dataset {cfg.dataset!r} holds only features; "
                             "use an image dataset (cifar10, mnist, digits, imagefolder:DIR), or --track features"
                         )
                     track = method_track(method)
+                    # an arch taken from the representation (fine-tuning) is no variant of the method
+                    vdefaults = (
+                        {**defaults, "arch": kwargs["arch"]} if "arch" in kwargs and "arch" not in values else defaults
+                    )
                     split_seed = cfg.split_seed if cfg.split_seed is not None else s
                     # a pretrained backbone: a CNN representation, or an end-to-end net built on one (HashGAN's
                     # end-to-end nets train from scratch: no weights, no backbone fine-tuning regime)
@@ -377,7 +404,7 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         "track": track,
                         "method": name,
                         "method_version": int(getattr(method, "version", 1)),
-                        "params": {k: v for k, v in method.get_params(deep=False).items() if k not in RUNTIME_PARAMS},
+                        "params": method.key_params(),
                         "n_bits": b,
                         "seed": s,
                     }
@@ -385,11 +412,17 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         from .nets import END2END_VERSION
 
                         config["end2end_version"] = END2END_VERSION
+                    if track.startswith("finetune:"):  # the fine-tuning regime's version and its class defaults
+                        from .nets import FINETUNE_VERSION
+
+                        config["finetune_version"] = FINETUNE_VERSION
                     if getattr(method, "default_epochs", None) is not None:
                         # parameters left at None resolve through class defaults (epochs per track): key them too
                         config["class_defaults"] = {"default_epochs": method.default_epochs}
+                        if track.startswith("finetune:"):
+                            config["class_defaults"]["finetune_epochs"] = method.finetune_epochs
                     path = rec.record_path(records_dir, config)
                     tasks.append(
-                        Task(name, kwargs, b, s, split_seed, config, variant_label(method, defaults), str(path))
+                        Task(name, kwargs, b, s, split_seed, config, variant_label(method, vdefaults), str(path))
                     )
     return Plan(tasks, records_dir, protocol, representation, topk, splits)

@@ -50,6 +50,8 @@ _DESCRIPTIONS = {
     "cnn:alexnet": "4096-d fc7 (after ReLU) of torchvision's AlexNet with ImageNet weights",
     "cnn:vgg16": "4096-d fc7 (after ReLU) of torchvision's VGG-16 with ImageNet weights",
     "cnn:timm/NAME": "pooled features before the classifier of timm's architecture NAME, weights from --weights FILE",
+    "cnn:NAME#cutK": "the activations in front of the last K stages of cnn:NAME (an EfficientNet), flattened: "
+    "the frozen part of the fine-tuning regime finetune:K (192 x 7 x 7 for efficientnet-lite0#cut1)",
     "features": "the vectors a features:FILE dataset holds",
 }
 
@@ -80,7 +82,7 @@ def describe_representations() -> dict[str, str]:
 
 def _version(rep: str) -> int:
     if rep.startswith("cnn:"):
-        base = rep.split("@", 1)[0]
+        base = rep.split("#", 1)[0].split("@", 1)[0]
         return _VERSIONS["cnn:timm" if base.startswith("cnn:timm/") else base]
     return _VERSIONS[rep]
 
@@ -116,9 +118,9 @@ def feature_key(
     rep = normalise_representation(representation)
     wid = size = None
     if rep.startswith("cnn:"):
-        from .cnn import parse_cnn, weights_id
+        from .cnn import parse_cnn, split_cut, weights_id
 
-        spec = parse_cnn(rep[4:])
+        spec = parse_cnn(split_cut(rep[4:])[0])
         wid = weights_id(spec.name, "imagenet" if weights is None else weights)
         size = spec.image_size
     return {
@@ -147,15 +149,16 @@ def _extractor(rep: str, weights, device, download: bool, cache_dir) -> Callable
         return lambda images: gist(images)
     import torch
 
-    from .cnn import cnn_extractor, parse_cnn, weights_id
+    from .cnn import cnn_extractor, parse_cnn, split_cut, weights_id
 
-    spec = parse_cnn(rep[4:])
+    name, cut = split_cut(rep[4:])
+    spec = parse_cnn(name)
     w = "imagenet" if weights is None else weights
     backend = os.environ.get("HASHBENCH_CNN_BACKEND", "")
-    memo = (spec, weights_id(spec.name, w), str(device), backend, str(cache_dir), torch.get_num_threads())
+    memo = (spec, cut, weights_id(spec.name, w), str(device), backend, str(cache_dir), torch.get_num_threads())
     if memo not in _extractors:
         _extractors.clear()  # one network at a time: they hold tens of MB
-        _extractors[memo] = cnn_extractor(spec.name, w, device, download, cache_dir=cache_dir)
+        _extractors[memo] = cnn_extractor(spec.name, w, device, download, cache_dir=cache_dir, cut=cut)
     return _extractors[memo]
 
 
@@ -304,9 +307,16 @@ def normalise_representation(representation: str) -> str:
     """The canonical spelling of a representation name (``cnn:`` names via :func:`~.cnn.parse_cnn`)."""
     rep = str(representation).strip().lower()
     if rep.startswith("cnn:"):
-        from .cnn import parse_cnn
+        from .cnn import CUT_SEP, n_stages, parse_cnn, split_cut
 
-        return "cnn:" + parse_cnn(rep[4:]).name
+        name, cut = split_cut(rep[4:])
+        spec = parse_cnn(name)
+        if cut:
+            stages = n_stages(spec)
+            if cut > stages:
+                raise InvalidInput(f"cnn:{spec.name} has {stages} stages; a cut must leave 1..{stages} of them")
+            return f"cnn:{spec.name}{CUT_SEP}{cut}"
+        return "cnn:" + spec.name
     if rep not in _DESCRIPTIONS:
         raise UnknownName(
             f"unknown representation {representation!r}; known: "

@@ -522,12 +522,130 @@ def lite_backbone(arch: str = "efficientnet-lite0", weights: str | os.PathLike |
     return pooled_features(timm_model(parse_cnn(arch), weights)).eval()
 
 
-def backbone(spec: CNNSpec | str, weights: str | os.PathLike | None = "imagenet", download: bool = False):
-    """The feature network of any ``cnn:`` representation (eval mode): float NCHW -> (n, d)."""
+def backbone(spec: CNNSpec | str, weights: str | os.PathLike | None = "imagenet", download: bool = False, cut: int = 0):
+    """The feature network of any ``cnn:`` representation (eval mode): float NCHW -> (n, d).
+
+    ``cut`` = k > 0: only the frozen part in front of the last k stages (:func:`stage_split`), whose
+    output, flattened to (n, C * H * W), is the input of the fine-tuning regime ``finetune:k``.
+    """
     spec = parse_cnn(spec) if isinstance(spec, str) else spec
+    if cut:
+        return stage_split(spec, weights, int(cut))[0]
     if spec.family == "torchvision":
         return fc7_backbone(spec.arch, weights, download=download)
     return pooled_features(timm_model(spec, weights)).eval()
+
+
+# ------------------------------------------------------------------------------------------ stages
+#: the separator of a cut representation: ``cnn:efficientnet-lite0#cut1`` is the activations in front
+#: of the last stage of EfficientNet-Lite0 (192 x 7 x 7 at 224 px)
+CUT_SEP = "#cut"
+
+
+def split_cut(name: str) -> tuple[str, int]:
+    """``"efficientnet-lite0@96#cut1"`` -> (``"efficientnet-lite0@96"``, 1); no suffix -> (name, 0)."""
+    base, sep, k = str(name).partition(CUT_SEP)
+    if not sep:
+        return base, 0
+    if not k.isdigit() or int(k) < 1:
+        raise InvalidInput(f"bad cut {name!r}: write NAME{CUT_SEP}K with K >= 1 trainable stages (e.g. {base}#cut1)")
+    return base, int(k)
+
+
+def _check_staged(spec: CNNSpec, model) -> None:
+    if spec.family == "torchvision" or not hasattr(model, "blocks"):
+        raise InvalidInput(
+            f"cnn:{spec.name} has no stages hashbench can split (AlexNet and VGG-16 are not staged "
+            "networks); fine-tune an EfficientNet-Lite (cnn:efficientnet-lite0) or a timm EfficientNet"
+        )
+
+
+def n_stages(spec: CNNSpec | str) -> int:
+    """The number of stages (``blocks``) of a staged timm network: 7 for every EfficientNet-Lite."""
+    spec = parse_cnn(spec) if isinstance(spec, str) else spec
+    if spec.family == "lite":
+        return 7
+    if spec.family == "torchvision":
+        _check_staged(spec, None)
+    model = timm_model(spec, None)
+    _check_staged(spec, model)
+    return len(model.blocks)
+
+
+def _frozen_part(model, k: int):
+    from torch import nn
+
+    class FrozenPart(nn.Module):
+        """The stem and all stages but the last k, flattened: (n, 3, S, S) -> (n, C * H * W)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv_stem = model.conv_stem
+            self.bn1 = model.bn1
+            self.blocks = nn.Sequential(*list(model.blocks)[: len(model.blocks) - k])
+
+        def forward(self, x):
+            return self.blocks(self.bn1(self.conv_stem(x))).flatten(1)
+
+    return FrozenPart().eval()
+
+
+def _trainable_part(model, k: int, shape: tuple[int, int, int]):
+    from torch import nn
+
+    class TrainableStages(nn.Module):
+        """The last k stages, the head convolution with its batch norm, the global average pool:
+        (n, C * H * W) activations at the cut (or (n, 3, S, S) images, k = all) -> (n, d) pooled
+        features, equal to the representation's features before any training step."""
+
+        def __init__(self):
+            super().__init__()
+            self.shape = tuple(int(v) for v in shape)
+            if k == len(model.blocks) + 1:  # all: the stem trains too
+                self.conv_stem, self.bn1 = model.conv_stem, model.bn1
+            self.blocks = nn.Sequential(*list(model.blocks)[len(model.blocks) - min(k, len(model.blocks)) :])
+            self.conv_head = model.conv_head
+            self.bn2 = model.bn2
+            self.global_pool = model.global_pool
+
+        def forward(self, x):
+            if hasattr(self, "conv_stem"):
+                x = self.bn1(self.conv_stem(x))
+            else:
+                x = x.reshape(x.shape[0], *self.shape)
+            return self.global_pool(self.bn2(self.conv_head(self.blocks(x)))).flatten(1)
+
+    return TrainableStages()
+
+
+def stage_split(spec: CNNSpec | str, weights: str | os.PathLike | None = "imagenet", k: int | str = 1):
+    """Split a staged CNN (EfficientNet-Lite, timm EfficientNets) in front of its last ``k`` stages.
+
+    Returns ``(frozen, trainable, shape)``: ``frozen`` maps (n, 3, S, S) images to the flattened
+    activations at the cut, ``trainable`` maps those to the pooled features (``trainable(frozen(x))``
+    equals the representation's features), ``shape`` is (C, H, W) at the cut. ``k = "all"``: nothing
+    is frozen (``frozen`` is None) and ``trainable`` takes the preprocessed images. Both start in eval
+    mode with the weights of ``weights``; the trainable part holds its own copy.
+    """
+    import torch
+
+    spec = parse_cnn(spec) if isinstance(spec, str) else spec
+    if spec.family == "torchvision":
+        _check_staged(spec, None)
+    model = timm_model(spec, weights)
+    _check_staged(spec, model)
+    stages = len(model.blocks)
+    if k == "all":
+        return None, _trainable_part(model, stages + 1, (3, spec.image_size, spec.image_size)).eval(), None
+    k = int(k)
+    if not 1 <= k <= stages:
+        raise InvalidInput(f"cnn:{spec.name} has {stages} stages; train_stages must be 0..{stages} or 'all', got {k}")
+    frozen = _frozen_part(model, k)
+    with torch.no_grad():  # (C, H, W) at the cut, from one zero image
+        x = torch.zeros(1, 3, spec.image_size, spec.image_size)
+        shape = tuple(int(v) for v in frozen.blocks(frozen.bn1(frozen.conv_stem(x))).shape[1:])
+    trainable = _trainable_part(timm_model(spec, weights), k, shape)
+    return frozen, trainable.eval(), shape
 
 
 # ------------------------------------------------------------------------------------------ backends
@@ -607,7 +725,7 @@ def onnx_session(model_bytes_or_path, threads: int | None = None, spinning: bool
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 
-def _onnx_model(net, spec: CNNSpec, wid: str, cache_dir: Path | None):
+def _onnx_model(net, spec: CNNSpec, wid: str, cache_dir: Path | None, cut: int = 0):
     """The exported graph: a cached file under ``cache_dir/onnx`` (exported once), or bytes without a cache."""
     if cache_dir is None or wid.startswith("random"):
         return export_onnx(net, spec.image_size)
@@ -626,8 +744,11 @@ def _onnx_model(net, spec: CNNSpec, wid: str, cache_dir: Path | None):
         "onnx": onnx.__version__,
         "opset": ONNX_OPSET,
         "format": 1,
+        **({"cut": int(cut)} if cut else {}),
     }
-    path = cache.entry_path(Path(cache_dir), "onnx", spec.name, key).with_suffix(".onnx")
+    path = cache.entry_path(Path(cache_dir), "onnx", spec.name + (f"-cut{cut}" if cut else ""), key).with_suffix(
+        ".onnx"
+    )
     if not path.is_file():
         try:
             with atomic_writer(path) as fh:
@@ -656,22 +777,24 @@ class CNNExtractor:
         backend: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         workers: int | None = None,
+        cut: int = 0,
     ):
         import torch
 
         from ..device import resolve_device
 
         self.spec = parse_cnn(spec) if isinstance(spec, str) else spec
+        self.cut = int(cut)
         self.prep = preprocessing_for(self.spec)
         self.device = resolve_device(device)
         self.backend = resolve_backend(backend, self.device)
         self.workers = max(1, int(workers or torch.get_num_threads()))
         wid = weights_id(self.spec.name, weights)
-        net = backbone(self.spec, weights, download=download)
+        net = backbone(self.spec, weights, download=download, cut=self.cut)
         self.session = self.net = self._pool = None
         if self.backend == "onnxruntime":
             try:
-                model = _onnx_model(net, self.spec, wid, None if cache_dir is None else Path(cache_dir))
+                model = _onnx_model(net, self.spec, wid, None if cache_dir is None else Path(cache_dir), self.cut)
                 self.session = onnx_session(model, threads=1, spinning=False)
             except Exception as e:  # noqa: BLE001 - exporter or runtime failures of a newer torch / onnx
                 if resolve_backend_name(backend) == "onnxruntime":
@@ -714,6 +837,10 @@ def cnn_extractor(
     backend: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
+    cut: int = 0,
 ) -> CNNExtractor:
-    """A function uint8 images (n, H, W, C) -> CNN features (n, d) float32 numpy (see :class:`CNNExtractor`)."""
-    return CNNExtractor(arch, weights, device, download, backend, cache_dir, workers)
+    """A function uint8 images (n, H, W, C) -> CNN features (n, d) float32 numpy (see :class:`CNNExtractor`).
+
+    ``cut`` = k > 0: the flattened activations in front of the last k stages instead (:func:`stage_split`).
+    """
+    return CNNExtractor(arch, weights, device, download, backend, cache_dir, workers, cut)
