@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 import torch
+from hashbench_baselines.ssdh import ssdh_loss
 from tabulate import tabulate
 
 from hashbench.features.cnn import stage_split
 from hashbench.nets import feature_net, finetune_net
-from hashbench_baselines.ssdh import ssdh_loss
 
 
 def _network(regime: str, arch: str, n_bits: int, n: int):

