@@ -495,3 +495,32 @@ def test_records_store_the_median_and_quartiles(small_run):
     meta = read_record(_record(small_run)).meta["timings"]
     assert meta["query_us_p25"] <= meta["query_us_per_query"] <= meta["query_us_p75"]
     assert meta["query_repeats"] == 7
+
+
+# -- 9. two data folders with one basename never share an output folder ---------------------------
+
+
+def test_same_basename_different_folders_get_different_output_folders(tmp_path):
+    from hashbench.plan import dataset_dirname
+
+    a, b = dataset_dirname("imagefolder:/a/imgs"), dataset_dirname("imagefolder:/b/imgs")
+    assert a != b and a.startswith("imagefolder-imgs-") and b.startswith("imagefolder-imgs-")
+    assert dataset_dirname("imagefolder:/a/imgs/") == dataset_dirname("imagefolder:/a/imgs")
+    for name in ("cifar10", "digits", "mnist", "nuswide21"):  # committed results/ stay where they are
+        assert dataset_dirname(name) == name
+    rng = np.random.default_rng(0)
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        np.savez(tmp_path / sub / "data.npz", X=rng.normal(size=(200, 8)).astype(np.float32), y=np.arange(200) % 3)
+        argv = ["run", "--methods", "lsh", "--bits", "8", "--no-progress", "--no-plots", "--out", str(tmp_path / "o")]
+        assert main([*argv, "--dataset", f"features:{tmp_path / sub / 'data.npz'}"]) == 0
+    folders = sorted(p.parent.name for p in (tmp_path / "o").glob("*/records"))
+    assert len(folders) == 2 and all(f.startswith("features-data-") for f in folders)
+
+
+def test_old_layout_folder_is_still_read(small_run, tmp_path, capsys):
+    out = tmp_path / "o"
+    _copy_run(small_run / "digits", out / "features-data")  # a folder named as before the digest
+    assert main(["tables", "--out", str(out), "--no-plots"]) == 0
+    assert (out / "features-data" / "map.csv").is_file()
+    assert main(["verify", "--out", str(out), "--no-cache"]) == 0

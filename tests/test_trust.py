@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from hashbench.cli import main
+from hashbench.plan import dataset_dirname
 
 FAST = ["--no-progress", "--no-plots"]
 
@@ -51,14 +52,14 @@ def test_changed_images_change_the_records_and_features(tmp_path, capsys):
         str(tmp_path / "cache"),
     ]
     assert _run(tmp_path / "o", *args) == 0
-    before = _map(tmp_path / "o", "imagefolder-imgs").set_index("method")["8"]
+    before = _map(tmp_path / "o", dataset_dirname(f"imagefolder:{data}")).set_index("method")["8"]
     noise = np.random.default_rng(1)
     for p in sorted(data.rglob("*.png")):  # same names, same sizes, other pixels
         Image.fromarray(noise.integers(0, 255, size=(16, 16, 3), dtype=np.uint8)).save(p)
     capsys.readouterr()
     assert _run(tmp_path / "o", *args) == 0
     assert "already finished" not in capsys.readouterr().out
-    after = _map(tmp_path / "o", "imagefolder-imgs").set_index("method")["8"]
+    after = _map(tmp_path / "o", dataset_dirname(f"imagefolder:{data}")).set_index("method")["8"]
     assert abs(after["itq"] - before["itq"]) > 0.05, "the new pixels must give new features and new codes"
 
 
@@ -181,7 +182,7 @@ def test_single_class_features_warn_in_the_table_notes(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "one.npz", X=rng.normal(size=(300, 8)).astype(np.float32), y=np.zeros(300, np.int64))
     assert _run(tmp_path / "o", "--methods", "lsh", "--dataset", f"features:{tmp_path / 'one.npz'}", "--bits", "8") == 0
-    md = (tmp_path / "o" / "features-one" / "map.md").read_text()
+    md = (tmp_path / "o" / dataset_dirname(f"features:{tmp_path / 'one.npz'}") / "map.md").read_text()
     assert "MAP is 1 whatever the codes" in md
 
 
