@@ -19,6 +19,21 @@ from .errors import HashbenchError, InvalidInput
 EPILOG = "Docs: README.md. Metric conventions: tie-aware MAP unless a table says otherwise."
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in help texts once: not for options without one, nor where the text states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "(default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as the CLI prints its errors: one line, no source location or code line."""
+    return f"hashbench: warning: {message}\n"
+
+
 def _add_grid_args(p: argparse.ArgumentParser, need_methods: bool = True) -> None:
     p.add_argument(
         "--methods",
@@ -102,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hashbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     p = sub.add_parser("run", help="run methods on a dataset and write tables", epilog=EPILOG, formatter_class=fmt)
     _add_grid_args(p)
     p.set_defaults(func=cmd_run)
@@ -132,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="CSV with columns dataset,method,bits,map[,seeds,protocol,representation,track]",
     )
-    p.add_argument("--tolerance", type=float, default=0.01, help="allowed drop below the reference (default 0.01)")
+    p.add_argument("--tolerance", type=float, default=0.01, help="allowed drop below the reference, a finite number >= 0")
     p.add_argument(
         "--write",
         action="store_true",
@@ -188,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_doctor_parser(sub)
     add_verify_parser(sub)
+
+    from .conventions import add_evaluate_parser
+    from .export import add_byom_parsers
+
+    add_byom_parsers(sub)
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("datasets", help="list datasets and how to get each")
     p.set_defaults(func=cmd_datasets)
@@ -339,6 +360,9 @@ def cmd_rescore(args, argv) -> int:
             from .tables import load_frame, pivot, select, to_markdown
 
             df, _ = select(load_frame(folder, spec))
+            cut = f"MAP@{spec['topk']}" if spec.get("topk") else "MAP (whole ranking)"
+            pat = ",".join(str(n) for n in spec.get("precision_at", ()))
+            print(f"{cut} (precision@N for N = {pat}) from the stored codes of {folder}:")
             print(to_markdown(pivot(df, "map", ".4f", spread=True)))
     return 0
 
@@ -597,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = _command_line(argv)
+    import warnings
+
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return int(args.func(args, argv) or 0)
     except HashbenchError as exc:
@@ -612,6 +639,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hashbench: error: {storage_error(exc.filename, exc)}", file=sys.stderr)
             return 2
         raise
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,237 @@
+"""Other tools' MAP conventions, reproduced exactly from codes: what they would report for the same codes.
+
+hashbench's own score is the tie-aware MAP (docs/METRICS.md, section 2.1). Published numbers come
+from tools that rank ties in some order and divide AP@K by different counts. Each convention here is
+a transcription of one tool's rule (docs/METRICS.md, section 8):
+
+- ``hashbench``: tie-aware MAP (``evaluate(...)["map"]``), AP@K over the relevant items in the top K.
+- ``index-order``: ``map_index``: ties in database-index order (a stable sort of the distances), AP@K
+  over the relevant items in the top K.
+- ``trec_eval``: trec_eval's ``map`` (no cut-off) and ``map_cut_K``, as pytrec_eval computes them
+  when database item ``j`` is the document ``str(j)`` (its position in the database, 0-based, no
+  padding) and its score is minus its Hamming distance. trec_eval sorts a run by score descending,
+  then by document id descending as ``strcmp`` compares them (``comp_sim_docno`` in its
+  ``form_res_rels.c``): among items at one distance, ``"9"`` comes before ``"10"`` before ``"1"``.
+  AP@K = (1/R) sum_{i<=K} rel_i P@i with R *all* relevant items of the query; a query without
+  relevant items scores 0 (and counts in the mean, as in hashbench).
+- ``deephash-pytorch``: DeepHash-pytorch's ``CalcTopMap``: distances 0.5 (B - q.d) of ±1 codes in
+  float32, ranked by numpy's default ``argsort`` (quicksort: not stable, so the order of ties is
+  numpy's, which depends on the numpy version and the CPU's SIMD sort), AP@K = mean over the
+  relevant items in the top K of (their count so far / their rank), a query with none there scoring
+  0 and counting in the mean. K None means the whole database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInput
+
+CONVENTIONS = ("hashbench", "index-order", "trec_eval", "deephash-pytorch")
+
+
+def _check_convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise InvalidInput(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    return convention
+
+
+def relevance(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
+    """bool (nq, nd): sharing at least one label (1-D labels: the same class)."""
+    ql, dl = np.asarray(query_labels), np.asarray(db_labels)
+    if ql.ndim == 1:
+        return ql[:, None] == dl[None, :]
+    return (ql.astype(np.float64) @ dl.astype(np.float64).T) > 0
+
+
+def hamming(query_codes: np.ndarray, db_codes: np.ndarray) -> np.ndarray:
+    """int64 (nq, nd) Hamming distances of bool codes."""
+    q = np.asarray(query_codes, dtype=np.float64)
+    d = np.asarray(db_codes, dtype=np.float64)
+    same = q @ d.T + (1 - q) @ (1 - d).T
+    return (q.shape[1] - np.rint(same)).astype(np.int64)
+
+
+def trec_docno_order(nd: int) -> np.ndarray:
+    """Database positions in trec_eval's tie order for docnos ``str(j)``: descending ``strcmp`` order."""
+    return np.array(sorted(range(nd), key=str, reverse=True), dtype=np.int64)
+
+
+def _ap_ranked(rel_ranked: np.ndarray, k: int, divisor: str, n_rel: int) -> float:
+    top = rel_ranked[:k].astype(np.float64)
+    hits = np.cumsum(top)
+    s = float(np.sum(top * hits / np.arange(1, len(top) + 1)))
+    z = n_rel if divisor == "all" else int(top.sum())
+    return s / z if z else 0.0
+
+
+def _deephash_ap(gnd: np.ndarray, hamm: np.ndarray, topk: int) -> float:
+    """One query of DeepHash-pytorch's CalcTopMap, transcribed."""
+    ind = np.argsort(hamm)
+    tgnd = gnd[ind][0:topk]
+    tsum = np.sum(tgnd).astype(int)
+    if tsum == 0:
+        return 0.0
+    count = np.linspace(1, tsum, tsum)
+    tindex = np.asarray(np.where(tgnd == 1)) + 1.0
+    return float(np.mean(count / tindex))
+
+
+def per_query_ap(
+    query_codes: np.ndarray,
+    db_codes: np.ndarray,
+    query_labels: np.ndarray,
+    db_labels: np.ndarray,
+    topk: int | None = None,
+    convention: str = "trec_eval",
+) -> np.ndarray:
+    """Each query's AP (AP@K with ``topk``) under a ranked convention (``index-order``, ``trec_eval``,
+    ``deephash-pytorch``), float64 (nq,)."""
+    from .metrics.validation import check_codes
+
+    _check_convention(convention)
+    qc, dc = check_codes(query_codes, db_codes)
+    nq, nd = len(qc), len(dc)
+    if len(query_labels) != nq or len(db_labels) != nd:
+        raise InvalidInput(f"labels ({len(query_labels)}, {len(db_labels)}) do not match the codes ({nq}, {nd})")
+    k = nd if topk is None else min(int(topk), nd)
+    if k < 1:
+        raise InvalidInput(f"topk must be >= 1, got {topk}")
+    out = np.zeros(nq)
+    order = trec_docno_order(nd) if convention == "trec_eval" else None
+    chunk = max(1, 2_000_000 // max(nd, 1))
+    for start in range(0, nq, chunk):
+        stop = min(start + chunk, nq)
+        rel = relevance(np.asarray(query_labels)[start:stop], db_labels)
+        if convention == "deephash-pytorch":
+            # CalcHammingDist: 0.5 * (B - qB @ rB.T) on ±1 float32 codes (exact integers in float32)
+            qs = np.where(qc[start:stop], 1.0, -1.0).astype(np.float32)
+            ds = np.where(dc, 1.0, -1.0).astype(np.float32)
+            hamm = 0.5 * (qc.shape[1] - qs @ ds.T)
+            for i in range(stop - start):
+                out[start + i] = _deephash_ap(rel[i].astype(np.float32), np.ascontiguousarray(hamm[i]), k)
+            continue
+        dist = hamming(qc[start:stop], dc)
+        for i in range(stop - start):
+            if convention == "trec_eval":
+                ranked = order[np.argsort(dist[i][order], kind="stable")]
+                out[start + i] = _ap_ranked(rel[i][ranked], k, "all", int(rel[i].sum()))
+            else:
+                ranked = np.argsort(dist[i], kind="stable")
+                out[start + i] = _ap_ranked(rel[i][ranked], k, "top", int(rel[i].sum()))
+    return out
+
+
+def map_convention(
+    query_codes: np.ndarray,
+    db_codes: np.ndarray,
+    query_labels: np.ndarray,
+    db_labels: np.ndarray,
+    topk: int | None = None,
+    convention: str = "hashbench",
+) -> float:
+    """MAP (MAP@K with ``topk``) as the named tool reports it (module docstring); every query counts."""
+    from .metrics import evaluate
+
+    _check_convention(convention)
+    if convention == "hashbench":
+        return float(evaluate(query_codes, db_codes, query_labels, db_labels, topk=topk)["map"])
+    ap = per_query_ap(query_codes, db_codes, query_labels, db_labels, topk, convention)
+    if convention == "deephash-pytorch":
+        total = 0.0
+        for v in ap:  # CalcTopMap sums query by query, then divides
+            total = total + v
+        return total / len(ap)
+    return float(np.mean(ap))
+
+
+# -- the command ------------------------------------------------------------------------------------
+def _load_array(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"{what} file {path} does not exist")
+    try:
+        if p.suffix.lower() == ".npy":
+            return np.load(p, allow_pickle=False)
+        if p.suffix.lower() == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if len(z.files) != 1:
+                    raise InvalidInput(f"{what} file {path} holds {len(z.files)} arrays; give one array per file")
+                return z[z.files[0]]
+        return np.loadtxt(p, delimiter="," if p.suffix.lower() == ".csv" else None, ndmin=1)
+    except InvalidInput:
+        raise
+    except Exception as exc:
+        raise InvalidInput(f"{what} file {path} is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def add_evaluate_parser(sub) -> None:
+    """Register ``evaluate`` on the ``hashbench`` command."""
+    p = sub.add_parser(
+        "evaluate",
+        help="score codes computed anywhere: every metric, optionally another tool's MAP convention",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--query-codes", required=True, help="(nq, B) bool or 0/1 codes: .npy, .npz, .csv or .txt")
+    p.add_argument("--db-codes", required=True, help="(nd, B) codes, the same format")
+    p.add_argument("--query-labels", required=True, help="(nq,) class ids or (nq, C) multi-hot")
+    p.add_argument("--db-labels", required=True, help="(nd,) class ids or (nd, C) multi-hot")
+    p.add_argument("--signed", action="store_true", help="codes are -1/+1")
+    p.add_argument("--topk", type=int, help="MAP@K instead of MAP over the whole database")
+    p.add_argument("--precision-at", default="100,1000", help="the N of precision@N, comma separated")
+    p.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="hashbench",
+        help="also report MAP as this tool computes it (docs/METRICS.md, section 8)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def evaluate_files(args) -> dict[str, Any]:
+    from .export import as_bits
+    from .metrics import evaluate
+    from .scoring import _jsonable
+
+    q = as_bits(_load_array(args.query_codes, "query codes"), "query", signed=args.signed)
+    db = as_bits(_load_array(args.db_codes, "database codes"), "database", signed=args.signed)
+    ql, dl = _load_array(args.query_labels, "query labels"), _load_array(args.db_labels, "database labels")
+    if ql.ndim == 1 and np.issubdtype(ql.dtype, np.floating) and np.all(ql == np.rint(ql)):
+        ql = ql.astype(np.int64)
+    if dl.ndim == 1 and np.issubdtype(dl.dtype, np.floating) and np.all(dl == np.rint(dl)):
+        dl = dl.astype(np.int64)
+    try:
+        pa = tuple(int(x) for x in str(args.precision_at).split(",") if x.strip())
+    except ValueError:
+        raise InvalidInput(f"--precision-at {args.precision_at!r}: give integers, e.g. 100,1000") from None
+    pa = tuple(n for n in pa if n <= len(db)) or (len(db),)
+    scores = _jsonable(evaluate(q, db, ql, dl, topk=args.topk, precision_at=pa))
+    if args.convention != "hashbench":
+        scores["convention"] = args.convention
+        scores[f"map[{args.convention}]"] = map_convention(q, db, ql, dl, args.topk, args.convention)
+    return scores
+
+
+def cmd_evaluate(args, argv) -> int:
+    scores = evaluate_files(args)
+    if args.json:
+        print(json.dumps(scores, indent=1, sort_keys=True))
+        return 0
+    label = f"@{scores['topk']}" if scores.get("topk") else " (whole database)"
+    rows = [(k, v) for k, v in scores.items() if isinstance(v, float)]
+    width = max(len(k) for k, _ in rows)
+    print(f"{scores['n_queries']} queries; MAP{label}; metric version {scores['metric_version']}")
+    for k, v in rows:
+        print(f"{k:<{width}}  {v:.6f}")
+    pr = scores.get("pr", {})
+    if pr:
+        print("radius  precision  recall")
+        for r, p, rc in zip(pr["radius"], pr["precision"], pr["recall"], strict=True):
+            print(f"{r:>6}  {p:9.4f}  {rc:6.4f}")
+    return 0
