@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="CSV with columns dataset,method,bits,map[,seeds,protocol,representation,track]",
     )
-    p.add_argument("--tolerance", type=float, default=0.01, help="allowed drop below the reference, a finite number >= 0")
+    p.add_argument(
+        "--tolerance", type=float, default=0.01, help="allowed drop below the reference, a finite number >= 0"
+    )
     p.add_argument(
         "--write",
         action="store_true",

@@ -524,3 +524,41 @@ def test_old_layout_folder_is_still_read(small_run, tmp_path, capsys):
     assert main(["tables", "--out", str(out), "--no-plots"]) == 0
     assert (out / "features-data" / "map.csv").is_file()
     assert main(["verify", "--out", str(out), "--no-cache"]) == 0
+
+
+# -- 10. smaller items ----------------------------------------------------------------------------
+
+
+def test_pickled_features_file_is_named_as_such_not_corrupt(tmp_path):
+    from hashbench.datasets import load_dataset
+    from hashbench.errors import InvalidInput
+
+    np.savez(tmp_path / "obj.npz", X=np.array([{"a": 1}] * 3, dtype=object), y=np.zeros(3))
+    with pytest.raises(InvalidInput, match="pickled Python objects.*np.savez") as e:
+        load_dataset(f"features:{tmp_path / 'obj.npz'}")
+    assert "corrupt" not in str(e.value)
+
+
+def test_help_prints_each_default_once(capsys):
+    from hashbench.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["check"].format_help()
+    assert "(default: None)" not in text and text.count("0.01") == 1
+
+
+def test_warnings_print_as_one_line(monkeypatch):
+    import hashbench.cli as cli
+
+    seen = []
+    monkeypatch.setattr(
+        cli, "cmd_datasets", lambda a, v: seen.append(warnings.formatwarning("careful", UserWarning, "f.py", 3, "x"))
+    )
+    before = warnings.formatwarning
+    assert main(["datasets"]) == 0
+    assert seen == ["hashbench: warning: careful\n"] and warnings.formatwarning is before
+
+
+def test_rescore_with_a_cutoff_says_which(small_run, tmp_path, capsys):
+    out = _copy_run(small_run, tmp_path / "o")
+    assert main(["rescore", "--out", str(out), "--topk", "1000"]) == 0
+    assert "MAP@1000" in capsys.readouterr().out

@@ -144,6 +144,15 @@ def load_features(file: str | os.PathLike) -> Dataset:
             X, y, fmt = _read_mat(path)
     except (InvalidInput, DatasetNotFound):
         raise
+    except ValueError as e:
+        if "allow_pickle" not in str(e):
+            raise InvalidInput(
+                f"cannot read {path} ({type(e).__name__}: {e}); the file is corrupt or not a {suffix} file"
+            ) from None
+        raise InvalidInput(
+            f"{path} holds pickled Python objects, which hashbench never loads (unpickling runs code); "
+            "save plain numeric arrays instead, e.g. np.savez(FILE, X=features.astype('float32'), y=labels)"
+        ) from None
     except Exception as e:  # noqa: BLE001 - zip, pickle, HDF5 and MATLAB readers raise many types
         raise InvalidInput(
             f"cannot read {path} ({type(e).__name__}: {e}); the file is corrupt or not a {suffix} file"
