@@ -60,7 +60,7 @@ Choices and departures from the reference code:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -351,6 +351,7 @@ class GradientAttention:
         code_loss_fn: CodeLoss | None = None,
         forward: Callable[[dict, Tensor], Tensor] | None = None,
         seed: int | None = None,
+        first_order: Iterable[Tensor] = (),
     ):
         self.model = model
         self.optimizer = optimizer
@@ -370,6 +371,10 @@ class GradientAttention:
         self.attention_optimizer = torch.optim.Adam(self.attention.parameters(), lr=attention_lr)
         self.names = [n for n, q in model.named_parameters() if q.requires_grad]
         self.params = [q for q in model.parameters() if q.requires_grad]
+        #: parameters whose look-ahead step is first order (no graph to phi): the trainable backbone
+        #: stages of the fine-tuning regimes (see :meth:`lookahead`)
+        first = {id(q) for q in first_order}
+        self.first_order = [id(q) in first for q in self.params]
         self.device = ref.device
         #: how alpha is computed: :func:`attention_weights` (chunked); benchmarks and tests swap in
         #: :func:`attention_weights_reference` to compare the two side by side
@@ -415,8 +420,9 @@ class GradientAttention:
                 outputs.append(code_loss)
                 grad_outputs.append(torch.ones_like(code_loss))
                 loss = loss + code_loss.detach()
-            grads = torch.autograd.grad(outputs, self.params, grad_outputs, create_graph=True, allow_unused=True)
-            new = functional_step(self.optimizer, self.params, list(grads))
+            grads = self._gradients(outputs, grad_outputs)
+            new = functional_step(self.optimizer, self.params, grads)
+            new = [v.detach() if first else v for v, first in zip(new, self.first_order, strict=True)]
             values_new = dict(zip(self.names, new, strict=True))
             devices = [self.device] if self.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):
@@ -427,6 +433,21 @@ class GradientAttention:
                 V2 = U2 if x_b is None else self._codes(values_new, x_b)
             la_loss = self._total_loss(U2, V2, S, loss_fn)
         return loss, la_loss, list(grads), alpha_a.detach()
+
+    def _gradients(self, outputs: list[Tensor], grad_outputs: list[Tensor]) -> list[Tensor | None]:
+        """The attention-weighted parameter gradients g~: with their graph to phi (create_graph), except
+        for the :attr:`first_order` parameters, whose gradients are plain values. Their look-ahead
+        step then does not reach phi, and the look-ahead forward through them (the backbone stages)
+        builds no graph: GA's second-order cost stays in the head. The values of g~, hence the
+        update of theta, are the same either way; only phi's meta-gradient leaves out how the
+        stages' own step changes the look-ahead loss."""
+        if not any(self.first_order):
+            return list(torch.autograd.grad(outputs, self.params, grad_outputs, create_graph=True, allow_unused=True))
+        first = [q for q, f in zip(self.params, self.first_order, strict=True) if f]
+        meta = [q for q, f in zip(self.params, self.first_order, strict=True) if not f]
+        g_first = iter(torch.autograd.grad(outputs, first, grad_outputs, retain_graph=True, allow_unused=True))
+        g_meta = iter(torch.autograd.grad(outputs, meta, grad_outputs, create_graph=True, allow_unused=True))
+        return [next(g_first) if f else next(g_meta) for f in self.first_order]
 
     def step(self, x_a: Tensor, x_b: Tensor | None, S: Tensor, loss_fn: PairwiseLoss) -> GAStep:
         """One full GA iteration: theta <- theta' (via the optimiser), then an Adam step on phi."""
@@ -485,6 +506,7 @@ class AttentionTrained:
             hidden=int(self.attention_hidden),
             forward=forward,
             seed=int(self.random_state),
+            first_order=self.backbone_parameters(),  # fine-tuning regimes: the stages (see GradientAttention)
         )
         ctx.extra["ga"] = ga
         state["attention"] = ga.attention

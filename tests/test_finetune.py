@@ -204,3 +204,37 @@ def test_cli_runs_the_one_stage_regime(tmp_path, monkeypatch, cache):
     assert main([*args, "--no-progress"]) == 0
     md = (tmp_path / "digits" / "map.md").read_text()
     assert "finetune:1" in md
+
+
+def test_ga_stages_take_first_order_lookahead_steps():
+    """On the fine-tuning regimes GA's look-ahead is second order in the head only: the attention-weighted
+    gradients g~ (hence theta's update) are the same values, and phi's meta-gradient is nearly the
+    full one (cosine 0.9997 on this batch; the look-ahead itself ran 3.3x faster, measured once on
+    the 2-core machine with the cut of Lite0 at 224 px)."""
+    import copy
+
+    from hashbench_baselines.gradient_attention import GradientAttention
+    from hashbench_baselines.ssdh import ssdh_pair_loss
+
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy((0.5 * rng.standard_normal((32, 192))).astype(np.float32))
+    torch.manual_seed(0)
+    net, _ = finetune_net(ARCH, 16, 1, lambda i: X[torch.as_tensor(i)], len(X))
+    net.train()
+    S = torch.sign(torch.randn(12, 12, generator=torch.Generator().manual_seed(1)))
+    out = {}
+    for mode in ("full", "first"):
+        n = copy.deepcopy(net)
+        stages = list(n.body[0].parameters())
+        ids = {id(q) for q in stages}
+        head = [q for q in n.parameters() if id(q) not in ids]
+        opt = torch.optim.Adam([{"params": head}, {"params": stages, "lr": 1e-4}], lr=1e-3)
+        ga = GradientAttention(n, opt, seed=0, first_order=stages if mode == "first" else ())
+        torch.manual_seed(5)
+        _, la, grads, _ = ga.lookahead(X[:12], X[12:24], S, lambda P, S: ssdh_pair_loss(P, S, 16))
+        phi = torch.autograd.grad(la, list(ga.attention.parameters()))
+        out[mode] = (torch.cat([g.flatten() for g in phi]), [g.detach() for g in grads if g is not None])
+    for a, b in zip(out["full"][1], out["first"][1], strict=True):
+        assert torch.equal(a, b)
+    a, b = out["full"][0], out["first"][0]
+    assert float(a @ b / (a.norm() * b.norm())) > 0.99
