@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", help="only this dataset's folder")
     p.add_argument("--recompute", action="store_true", help="recompute every record's scores from its codes first")
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
+    )
     p.add_argument("--no-plots", action="store_true", help="write tables only, no figures")
     p.set_defaults(func=cmd_tables)
 
@@ -162,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         "paper",
         help="regenerate a paper's tables and claims (e.g. uhga2020) beside the published numbers",
         formatter_class=fmt,
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one test case per cell, failures for drops")
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
+    )
     )
     p.add_argument("name", nargs="?", default="uhga2020", help="the reproduction (see hashbench.reproductions)")
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
@@ -200,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .plots import add_plot_parser
     from .report import add_report_parser
     from .verify import add_verify_parser
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
+    )
 
     add_plot_parser(sub)
     add_report_parser(sub)
@@ -285,8 +295,16 @@ def cmd_run(args, argv) -> int:
     from .tables import load_frame, pivot, select, to_markdown
 
     cfg = _run_config(args)
-    result = run_grid(cfg, executor=_executor(args))
-    paths = _write_outputs(result.folder, argv, plots=not args.no_plots)
+    with _quiet(getattr(args, "json", False)):
+        result = run_grid(cfg, executor=_executor(args))
+        paths = _write_outputs(result.folder, argv, plots=not args.no_plots)
+def _quiet(on: bool):
+    """With ``--json``, what a command prints besides its JSON goes to stderr."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if on else contextlib.nullcontext()
+
+
     ours = set(str(p) for p in result.record_paths)
     df, _ = select(load_frame(result.folder))
     if not df.empty:
@@ -296,6 +314,15 @@ def cmd_run(args, argv) -> int:
     )
     result.raise_for_failures()
     return 0
+    if getattr(args, "json", False):
+        from .ci_output import to_json
+
+        cols = ["dataset", "protocol", "method", "variant", "representation", "track", "n_bits", "seed"]
+        cols += ["map", "map_index", "map_min", "map_max", "train_s", "collapsed", "record_path"]
+        mine = df[df["record_path"].isin(ours)] if not df.empty else df
+        print(to_json(mine[[c for c in cols if c in mine]], files=[str(p) for p in paths]))
+        result.raise_for_failures()
+        return 0
 
 
 def _dataset_folders(root: Path, dataset: str | None) -> list[Path]:
@@ -465,8 +492,21 @@ def cmd_check(args, argv) -> int:
         args.protocol = protocol or None
         args.representation = representation or None
         args.track = track or None
-        got = mean_map(_run_frame(_run_config(args)))
-        got = {(r.method, int(r.n_bits)): r.map for r in got.itertuples()}
+        from .ci_output import recorded_map
+        from .methods import list_methods
+
+        methods = list(dict.fromkeys(group["method"]))
+        external = [m for m in methods if m not in set(list_methods("*"))]  # imported codes: read, not run
+        got = {}
+        if len(external) < len(methods):
+            args.methods = ",".join(m for m in methods if m not in external)
+            with _quiet(getattr(args, "json", False)):
+                frame = mean_map(_run_frame(_run_config(args)))
+            got = {(r.method, int(r.n_bits)): r.map for r in frame.itertuples()}
+        if external:
+            from .plan import parse_seeds
+
+            got.update(recorded_map(args.out, dataset, external, parse_seeds(args.seeds)))
         for r in group.itertuples():
             ours = got.get((r.method, int(r.bits)))
             delta = None if ours is None else ours - float(r.map)
@@ -483,7 +523,11 @@ def cmd_check(args, argv) -> int:
                 }
             )
     report = pd.DataFrame(rows)
-    print(report.to_markdown(index=False, floatfmt=".4f"))
+    from .ci_output import to_json, write_junit, write_step_summary
+
+    write_step_summary(report, args.tolerance, args.reference)
+    if getattr(args, "junit", None):
+        write_junit(args.junit, report, args.tolerance, args.reference)
     drops = report[report["status"] != "ok"]
     if len(drops):
         print(f"\n{len(drops)} of {len(report)} MAP value(s) fell more than {args.tolerance} below {args.reference}")
@@ -492,6 +536,10 @@ def cmd_check(args, argv) -> int:
     return 0
 
 
+    if getattr(args, "json", False):
+        print(to_json(report, reference=args.reference, tolerance=args.tolerance, passed=not len(drops)))
+        return 1 if len(drops) else 0
+    print(report.to_markdown(index=False, floatfmt=".4f"))
 def cmd_paper(args, argv) -> int:
     from . import reproductions
     from .io import atomic_write_text
@@ -587,7 +635,12 @@ def cmd_compare(args, argv) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else None
     t = stats.compare_table(frame, load_scores, args.a, args.b, seeds=seeds, n_boot=args.n_boot, n_perm=args.n_perm)
     text = stats.render_compare_markdown(t, args.a, args.b)
-    print(text)
+    if getattr(args, "json", False):
+        from .ci_output import to_json
+
+        print(to_json(t, a=args.a, b=args.b, dataset=args.dataset))
+    else:
+        print(text)
     stem = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in f"{args.a}-vs-{args.b}")
     atomic_write_text(folder / "compare" / f"{stem}.md", text + f"\nProduced by `{_command_line(argv)}`.\n")
     atomic_write_text(folder / "compare" / f"{stem}.csv", t.to_csv(index=False, float_format="%.6f"))
