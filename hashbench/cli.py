@@ -120,15 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = HelpFormatter
     p = sub.add_parser("run", help="run methods on a dataset and write tables", epilog=EPILOG, formatter_class=fmt)
     _add_grid_args(p)
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("tables", help="rebuild tables from the records under --out", formatter_class=fmt)
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", help="only this dataset's folder")
     p.add_argument("--recompute", action="store_true", help="recompute every record's scores from its codes first")
-    p.add_argument(
-        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
-    )
     p.add_argument("--no-plots", action="store_true", help="write tables only, no figures")
     p.set_defaults(func=cmd_tables)
 
@@ -159,16 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="run --dataset/--methods/--bits and write their MAP as the reference instead of checking",
     )
     _add_grid_args(p, need_methods=False)
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one test case per cell, failures for drops")
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
+    )
     p.set_defaults(func=cmd_check, out="runs/check")
 
     p = sub.add_parser(
         "paper",
         help="regenerate a paper's tables and claims (e.g. uhga2020) beside the published numbers",
         formatter_class=fmt,
-    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one test case per cell, failures for drops")
-    p.add_argument(
-        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
-    )
     )
     p.add_argument("name", nargs="?", default="uhga2020", help="the reproduction (see hashbench.reproductions)")
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
@@ -201,15 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", help="only these code lengths")
     p.add_argument("--n-boot", type=int, default=10000, help="bootstrap resamples for the interval")
     p.add_argument("--n-perm", type=int, default=10000, help="sign flips for the randomisation test")
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
+    )
     p.set_defaults(func=cmd_compare)
 
     from .doctor import add_doctor_parser
     from .plots import add_plot_parser
     from .report import add_report_parser
     from .verify import add_verify_parser
-    p.add_argument(
-        "--json", action="store_true", help="print the results as JSON on stdout (progress and notes go to stderr)"
-    )
 
     add_plot_parser(sub)
     add_report_parser(sub)
@@ -290,6 +290,13 @@ def _write_outputs(folder: Path, argv, plots: bool) -> list[Path]:
     return paths
 
 
+def _quiet(on: bool):
+    """With ``--json``, what a command prints besides its JSON goes to stderr."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if on else contextlib.nullcontext()
+
+
 def cmd_run(args, argv) -> int:
     from .runner import run_grid
     from .tables import load_frame, pivot, select, to_markdown
@@ -298,22 +305,8 @@ def cmd_run(args, argv) -> int:
     with _quiet(getattr(args, "json", False)):
         result = run_grid(cfg, executor=_executor(args))
         paths = _write_outputs(result.folder, argv, plots=not args.no_plots)
-def _quiet(on: bool):
-    """With ``--json``, what a command prints besides its JSON goes to stderr."""
-    import contextlib
-
-    return contextlib.redirect_stdout(sys.stderr) if on else contextlib.nullcontext()
-
-
     ours = set(str(p) for p in result.record_paths)
     df, _ = select(load_frame(result.folder))
-    if not df.empty:
-        print(to_markdown(pivot(df[df["record_path"].isin(ours)], "map", ".4f", spread=True)))
-    print(
-        "wrote " + ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} figures" if len(paths) > 4 else "")
-    )
-    result.raise_for_failures()
-    return 0
     if getattr(args, "json", False):
         from .ci_output import to_json
 
@@ -323,6 +316,13 @@ def _quiet(on: bool):
         print(to_json(mine[[c for c in cols if c in mine]], files=[str(p) for p in paths]))
         result.raise_for_failures()
         return 0
+    if not df.empty:
+        print(to_markdown(pivot(df[df["record_path"].isin(ours)], "map", ".4f", spread=True)))
+    print(
+        "wrote " + ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} figures" if len(paths) > 4 else "")
+    )
+    result.raise_for_failures()
+    return 0
 
 
 def _dataset_folders(root: Path, dataset: str | None) -> list[Path]:
@@ -529,6 +529,10 @@ def cmd_check(args, argv) -> int:
     if getattr(args, "junit", None):
         write_junit(args.junit, report, args.tolerance, args.reference)
     drops = report[report["status"] != "ok"]
+    if getattr(args, "json", False):
+        print(to_json(report, reference=args.reference, tolerance=args.tolerance, passed=not len(drops)))
+        return 1 if len(drops) else 0
+    print(report.to_markdown(index=False, floatfmt=".4f"))
     if len(drops):
         print(f"\n{len(drops)} of {len(report)} MAP value(s) fell more than {args.tolerance} below {args.reference}")
         return 1
@@ -536,10 +540,6 @@ def cmd_check(args, argv) -> int:
     return 0
 
 
-    if getattr(args, "json", False):
-        print(to_json(report, reference=args.reference, tolerance=args.tolerance, passed=not len(drops)))
-        return 1 if len(drops) else 0
-    print(report.to_markdown(index=False, floatfmt=".4f"))
 def cmd_paper(args, argv) -> int:
     from . import reproductions
     from .io import atomic_write_text
