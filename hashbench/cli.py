@@ -61,6 +61,12 @@ def _add_grid_args(p: argparse.ArgumentParser, need_methods: bool = True) -> Non
         choices=["features", "end2end"],
         help="deep methods: train hash layers on features (fast, CPU) or end to end on images",
     )
+    p.add_argument(
+        "--train-stages",
+        type=_train_stages,
+        help="deep methods: fine-tune the last K stages of the CNN representation's backbone with the "
+        "features track's head (0: the features track; all: the whole backbone); same as --set M.train_stages=K",
+    )
     p.add_argument("--bits", default="16,32,64", help="code lengths, comma separated, each in 1..1024")
     p.add_argument(
         "--seeds", default="0", help="seeds, e.g. 0 or 0,1,2 or 0-4; a seed draws the split and initialises the method"
@@ -250,6 +256,7 @@ def _run_config(args):
         representation=args.representation,
         weights=args.weights,
         track=args.track,
+        train_stages=getattr(args, "train_stages", None),
         params=parse_params(args.params),
         device=args.device,
         out=args.out,
@@ -669,6 +676,16 @@ def cmd_methods(args, argv) -> int:
         rows.append({"method": name, "input": inp, "description": doc})
     print(pd.DataFrame(rows).to_markdown(index=False))
     return 0
+
+
+def _train_stages(text: str) -> int | str:
+    """``--train-stages`` values: a count >= 0, or ``all``."""
+    t = str(text).strip().lower()
+    if t == "all":
+        return "all"
+    if t.isdigit():
+        return int(t)
+    raise argparse.ArgumentTypeError(f"{text!r}: give a number of stages (0, 1, 2, ...) or 'all'")
 
 
 def main(argv: list[str] | None = None) -> int:

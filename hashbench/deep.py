@@ -307,6 +307,8 @@ class DeepHashMethod(HashMethod):
                 params.pop(k, None)
             if self.regime == "features":
                 params["track"] = "features"
+        else:  # train_stages decides what trains; track changes nothing
+            params.pop("track", None)
         return params
 
     @property

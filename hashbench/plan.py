@@ -55,6 +55,7 @@ class RunConfig:
     representation: str | None = None
     weights: str | None = None
     track: str | None = None
+    train_stages: str | None = None  # deep methods: backbone stages to fine-tune (0, K or "all")
     params: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     device: str = "auto"
     out: str = "runs"
@@ -226,6 +227,7 @@ def build_method(
     track: str | None,
     weights: str | None = None,
     representation: str | None = None,
+    train_stages: str | int | None = None,
 ):
     """Instantiate a registered method with bits, seed, device, track, backbone weights and the user's
     parameters, and check its parameters (InvalidInput naming the bad one).
@@ -243,6 +245,8 @@ def build_method(
         kwargs["track"] = track
     if weights is not None and "weights" in accepted:
         kwargs["weights"] = weights
+    if train_stages is not None and "train_stages" in accepted:
+        kwargs["train_stages"] = train_stages
     for k, v in user_params.items():
         if k not in accepted:
             raise InvalidInput(f"method {name!r} has no parameter {k!r}; its parameters: {', '.join(sorted(accepted))}")
@@ -375,7 +379,9 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
         for values in _param_grid(cfg.params.get(name, {})):
             for b in bits:
                 for s in seeds:
-                    method, kwargs = build_method(name, b, s, values, device, cfg.track, cfg.weights, representation)
+                    method, kwargs = build_method(
+                        name, b, s, values, device, cfg.track, cfg.weights, representation, cfg.train_stages
+                    )
                     if method.input == "images" and dataset.images is None:
                         raise InvalidInput(
                             f"method {name!r} trains on images, but dataset {cfg.dataset!r} holds only features; "

@@ -191,6 +191,8 @@ def test_plan_names_the_regime_and_keys_the_features_track_as_before():
     assert one.config["track"] == "finetune:1" and one.config["finetune_version"] == FINETUNE_VERSION
     assert one.kwargs["arch"] == ARCH and one.variant == ""  # the backbone is the run's representation
     assert one.key != features.key
+    # --train-stages 1 (any track) names the same records as --track end2end --set ssdh.train_stages=1
+    assert task(representation=rep, train_stages=1).key == one.key
     with pytest.raises(InvalidInput, match="--features cnn:efficientnet-lite0"):
         task(representation="pixels", params={"ssdh": {"train_stages": [1]}})
 
@@ -200,7 +202,7 @@ def test_cli_runs_the_one_stage_regime(tmp_path, monkeypatch, cache):
 
     monkeypatch.setenv("HASHBENCH_CACHE", str(cache))
     args = ["run", "--methods", "ssdh", "--dataset", "digits", "--features", f"cnn:{ARCH}", "--track", "end2end"]
-    args += ["--set", "ssdh.train_stages=1", "--set", "ssdh.epochs=1", "--bits", "8", "--out", str(tmp_path)]
+    args += ["--train-stages", "1", "--set", "ssdh.epochs=1", "--bits", "8", "--out", str(tmp_path)]
     assert main([*args, "--no-progress"]) == 0
     md = (tmp_path / "digits" / "map.md").read_text()
     assert "finetune:1" in md
