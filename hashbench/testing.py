@@ -451,15 +451,34 @@ def method_checks(method: HashMethod | None = None) -> list[Check]:
     return list(ALL_CHECKS)
 
 
+def with_test_params(method: HashMethod) -> HashMethod:
+    """A clone of ``method`` with its class's ``test_params`` applied to the parameters still at their
+    defaults (the method itself when there is nothing to apply): a value the caller set is kept."""
+    test_params = dict(getattr(type(method), "test_params", None) or {})
+    if not test_params:
+        return method
+    current = method.get_params(deep=False)
+    defaults = type(method)().get_params(deep=False)
+    changes = {
+        k: v
+        for k, v in test_params.items()
+        if k in current and type(current[k]) is type(defaults.get(k)) and current[k] == defaults.get(k)
+    }
+    return clone(method).set_params(**changes) if changes else method
+
+
 def check_method(method: HashMethod, *, checks: Sequence[str] | None = None) -> None:
     """Run the conformance suite (or the named ``checks``) on an unfitted method; CheckFailure on the first failure.
 
-    The instance given is not changed: every check works on clones.
+    The class's ``test_params`` (small networks and schedules) replace the parameters left at their
+    defaults; a parameter the instance sets is kept. The instance given is not changed: every check
+    works on clones.
     """
     wanted = set(checks) if checks is not None else None
     known = {c.__name__ for c in ALL_CHECKS}
     if wanted is not None and wanted - known:
         raise ValueError(f"unknown checks {sorted(wanted - known)}; known: {sorted(known)}")
+    method = with_test_params(method)
     for check in method_checks(method):
         if wanted is None or check.__name__ in wanted:
             check(method)

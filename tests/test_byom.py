@@ -210,3 +210,43 @@ def test_codes_of_another_seed_are_still_codes_of_that_seed(world, tmp_path):
         + ["--out", str(tmp_path / "runs")]
     )
     assert rc == 2 and not (tmp_path / "runs").exists()  # the file says which split it encodes, and seed 1 is another
+
+
+def test_the_contributing_deep_method_runs_as_printed():
+    """The worked deep method of CONTRIBUTING.md, extracted from the page, passes check_method with its
+    test_params (applied by check_method itself) and learns codes better than chance on digits."""
+    import re
+    import time
+    from pathlib import Path
+
+    from hashbench.metrics import evaluate
+    from hashbench.testing import check_method, suite_data
+
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text()
+    section = text.split("## A deep method, worked through", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    ns: dict = {}
+    exec(compile(code, "CONTRIBUTING.md", "exec"), ns)  # noqa: S102 - our own documentation
+    cls = ns["CosineHash"]
+    t0 = time.perf_counter()
+    check_method(cls(n_bits=16))
+    assert time.perf_counter() - t0 < 60
+    d = suite_data()
+    m = cls(n_bits=16, epochs=20, hidden=32, device="cpu").fit(d.features_train)
+    from sklearn.datasets import load_digits
+
+    y = load_digits().target
+    idx = np.random.default_rng(0).permutation(len(y))
+    yt, yq = y[idx[:120]], y[idx[120:160]]
+    s = evaluate(m.encode(d.features_query), m.encode(d.features_train), yq, yt)
+    assert s["map"] > 0.3  # chance is about 0.1 on ten classes
+
+
+def test_check_method_applies_test_params_only_where_left_at_defaults():
+    from hashbench_baselines.ssdh import SSDH
+
+    from hashbench.testing import with_test_params
+
+    m = with_test_params(SSDH(n_bits=16, epochs=3))
+    assert m.epochs == 3 and m.hidden == SSDH.test_params["hidden"]
+    assert with_test_params(SSDH(n_bits=16)).epochs == SSDH.test_params["epochs"]
