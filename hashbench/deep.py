@@ -43,7 +43,7 @@ from .methods import (
     fit_context,
     validate_features,
 )
-from .nets import END2END_ARCHS
+from .nets import END2END_ARCHS, END2END_VERSION, FINETUNE_VERSION
 
 TRACKS = ("features", "end2end")
 #: batch-norm statistics of the trainable backbone stages: the pretrained ones, or each batch's
@@ -310,6 +310,19 @@ class DeepHashMethod(HashMethod):
         else:  # train_stages decides what trains; track changes nothing
             params.pop("track", None)
         return params
+
+    def key_fields(self) -> dict[str, Any]:
+        """The class defaults that ``epochs=None`` resolves to, and the version of a regime that trains
+        a backbone (``end2end_version``: :data:`hashbench.nets.END2END_VERSION`; ``finetune_version``:
+        :data:`hashbench.nets.FINETUNE_VERSION`)."""
+        regime = self.regime
+        fields: dict[str, Any] = {"class_defaults": {"default_epochs": dict(self.default_epochs)}}
+        if regime == "end2end":
+            fields["end2end_version"] = END2END_VERSION
+        elif regime.startswith("finetune:"):
+            fields["finetune_version"] = FINETUNE_VERSION
+            fields["class_defaults"]["finetune_epochs"] = self.finetune_epochs
+        return fields
 
     @property
     def _epochs_key(self) -> str:

@@ -373,6 +373,12 @@ class HashMethod(BaseEstimator):
         """The parameters that name the method's records (default: all but the runtime ones)."""
         return {k: v for k, v in self.get_params(deep=False).items() if k not in RUNTIME_PARAMS}
 
+    def key_fields(self) -> dict[str, Any]:
+        """Fields beside the parameters that name the method's records: what decides its codes but is
+        no constructor parameter (class defaults that parameters left at None resolve to, the
+        version of a training regime). Default: none."""
+        return {}
+
     # -- shared -----------------------------------------------------------------------------
     def check_params(self) -> None:
         """Raise InvalidInput for the first parameter outside its declared constraints.

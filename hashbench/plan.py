@@ -414,19 +414,7 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                         "n_bits": b,
                         "seed": s,
                     }
-                    if fine_tunes:  # the fine-tuning regime (frozen batch-norm statistics: 2)
-                        from .nets import END2END_VERSION
-
-                        config["end2end_version"] = END2END_VERSION
-                    if track.startswith("finetune:"):  # the fine-tuning regime's version and its class defaults
-                        from .nets import FINETUNE_VERSION
-
-                        config["finetune_version"] = FINETUNE_VERSION
-                    if getattr(method, "default_epochs", None) is not None:
-                        # parameters left at None resolve through class defaults (epochs per track): key them too
-                        config["class_defaults"] = {"default_epochs": method.default_epochs}
-                        if track.startswith("finetune:"):
-                            config["class_defaults"]["finetune_epochs"] = method.finetune_epochs
+                    config.update(method.key_fields())  # what else names the method's numbers (versions of regimes)
                     path = rec.record_path(records_dir, config)
                     tasks.append(
                         Task(name, kwargs, b, s, split_seed, config, variant_label(method, vdefaults), str(path))
