@@ -209,6 +209,11 @@ class USDH(DeepHashMethod):
         self.neighbors = neighbors
         self.dissimilar_quantile = dissimilar_quantile
 
+    def fit_extras(self) -> dict[str, tuple[int, ...]]:
+        """On vectors (features track, fine-tuning cuts): ``rotated``, the input representation of the
+        training images turned by each of :attr:`rotation_angles` (images are turned in the batch)."""
+        return {"rotated": tuple(self.rotation_angles)} if self.input == "features" else {}
+
     def check_params(self) -> None:
         """The declared constraints, and rotation angles that are multiples of 90 degrees."""
         super().check_params()
@@ -228,7 +233,7 @@ class USDH(DeepHashMethod):
                 warnings.warn(
                     "USDH on the features track was given no rotated features (fit(X, rotated=[...])); "
                     "training without the rotation-invariance term. The hashbench runner supplies them "
-                    "from USDH.rotation_angles.",
+                    "from USDH.fit_extras().",
                     UserWarning,
                     stacklevel=3,
                 )

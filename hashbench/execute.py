@@ -116,10 +116,11 @@ def prepare(ctx: RunContext, tasks: list[Task]) -> None:
         if method.input != "features":
             continue
         rep = method.input_representation(ctx.representation)
-        wanted = [(0, None)]
-        if getattr(method, "rotation_angles", ()):
+        wanted: list[tuple[int, np.ndarray | None]] = [(0, None)]
+        angles = [a for rotations in method.fit_extras().values() for a in rotations]
+        if angles:
             train = split_of(ctx, dataset, t.split_seed)["train"]
-            wanted += [(a, train) for a in method.rotation_angles]
+            wanted += [(a, train) for a in angles]
         for rotate, idx in wanted:
             k = (rep, rotate, None if idx is None else idx.tobytes())
             refresh = ctx.refresh_features and k not in refreshed
@@ -186,12 +187,11 @@ def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
     split = split_of(ctx, dataset, task.split_seed)
     method = get_method(task.method)(**task.kwargs)
     train_idx, query_idx, db_idx = split["train"], split["query"], split["database"]
-    fit_kwargs: dict[str, Any] = {}
-    if getattr(method, "rotation_angles", ()) and method.input == "features":
-        rep = method.input_representation(ctx.representation)
-        fit_kwargs["rotated"] = [
-            features_of(ctx, dataset, a, train_idx, representation=rep) for a in method.rotation_angles
-        ]
+    rep = method.input_representation(ctx.representation)
+    fit_kwargs = {
+        name: [features_of(ctx, dataset, a, train_idx, representation=rep) for a in rotations]
+        for name, rotations in method.fit_extras().items()
+    }
     try:
         X_train = _inputs(method, dataset, ctx, train_idx)
         t0 = time.perf_counter()

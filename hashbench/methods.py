@@ -333,9 +333,9 @@ class HashMethod(BaseEstimator):
             match; ``None`` in the list admits None). Every constructor parameter must appear.
         test_params: keyword arguments that make fit fast enough for the conformance suite (tiny
             epochs, small networks); never used outside tests.
-        rotation_angles: for methods that need the representation of rotated training images
-            (USDH on the features track): angles in degrees, multiples of 90. The runner then calls
-            ``fit(X, y, rotated=[X_rot_angle1, ...])``.
+
+    Further inputs of ``fit`` (e.g. the representation of the training images rotated, for a
+    rotation-invariance loss) are declared by :meth:`fit_extras`; the runner computes and passes them.
 
     To implement: ``__init__`` (store the arguments), ``fit`` decorated with :func:`fit_context`,
     and ``project`` (real-valued outputs whose sign is the code) or ``encode``.
@@ -352,7 +352,6 @@ class HashMethod(BaseEstimator):
     randomized: ClassVar[bool] = True
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
     test_params: ClassVar[dict[str, Any]] = {}
-    rotation_angles: ClassVar[tuple[int, ...]] = ()
 
     # -- to implement -----------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> HashMethod:  # pragma: no cover
@@ -372,6 +371,13 @@ class HashMethod(BaseEstimator):
     def key_params(self) -> dict[str, Any]:
         """The parameters that name the method's records (default: all but the runtime ones)."""
         return {k: v for k, v in self.get_params(deep=False).items() if k not in RUNTIME_PARAMS}
+
+    def fit_extras(self) -> dict[str, tuple[int, ...]]:
+        """Further inputs ``fit`` takes as keyword arguments: name -> rotations in degrees (multiples of
+        90). The runner passes ``fit(X, name=[R_1, ...])`` with ``R_i`` the method's input
+        representation of the training images turned counter-clockwise by the i-th angle (rows as
+        in X). Default: none."""
+        return {}
 
     def key_fields(self) -> dict[str, Any]:
         """Fields beside the parameters that name the method's records: what decides its codes but is
