@@ -18,6 +18,7 @@ Files: ``map.csv`` (one row per configuration, one column per code length, the m
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -344,6 +345,48 @@ def render_markdown(df: pd.DataFrame, title: str, command: str | None = None, no
     return "\n".join(out) + "\n"
 
 
+#: command-line options whose value is where one machine keeps something: written as a placeholder
+_PATH_OPTIONS = {"--data-root": "DIR", "--cache-dir": "DIR", "--weights": "FILE", "--checkpoint-dir": "DIR"}
+_ABSOLUTE = re.compile(r"(?<![\w.~-])/[^\s,;'\"()]*")
+
+
+def portable(text: str) -> str:
+    """``text`` without machine paths, for committed tables: the values of path options become
+    ``DIR`` / ``FILE``, any other absolute path its last component (``/data/cifar10`` -> ``cifar10``).
+    The data is identified by its content checksum (column ``dataset_checksum``), not by a folder."""
+    words = str(text).split(" ")
+    for i, w in enumerate(words[:-1]):
+        if w in _PATH_OPTIONS:
+            words[i + 1] = _PATH_OPTIONS[w]
+        opt, eq, _ = w.partition("=")
+        if eq and opt in _PATH_OPTIONS:
+            words[i] = f"{opt}={_PATH_OPTIONS[opt]}"
+    return _ABSOLUTE.sub(lambda m: Path(m.group(0).rstrip("/")).name or "/", " ".join(words))
+
+
+def portable_frame(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """The frame as tables store it: commands and data sources without machine paths, record and
+    scores paths relative to the dataset folder."""
+    out = df.copy()
+    for col in ("command", "dataset_source"):
+        if col in out:
+            out[col] = out[col].fillna("").map(portable)
+    for col in ("record_path", "scores_path"):
+        if col in out:
+            out[col] = out[col].fillna("").map(lambda p: _relative(p, folder))
+    return out
+
+
+def _relative(path: str, folder: Path) -> str:
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(folder.resolve().parent))
+    except ValueError:
+        return p.name if p.is_absolute() else str(p)
+
+
 def write_tables(
     folder: str | Path, title: str | None = None, command: str | None = None, spec: dict[str, Any] | None = None
 ) -> list[Path]:
@@ -355,9 +398,16 @@ def write_tables(
     paths = [folder / "map.csv", folder / "summary.csv", folder / "results.csv", folder / "map.md"]
     atomic_write_text(paths[0], pivot(df, "map").to_csv(index=False, float_format="%.6f"))
     atomic_write_text(paths[1], summary(df).to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(paths[2], df.to_csv(index=False, float_format="%.6f"))
+    stored = portable_frame(df, folder)
+    atomic_write_text(paths[2], stored.to_csv(index=False, float_format="%.6f"))
     atomic_write_text(
-        paths[3], render_markdown(df, title or f"{folder.name}: hashing methods compared", command, notes)
+        paths[3],
+        render_markdown(
+            stored,
+            title or f"{folder.name}: hashing methods compared",
+            None if command is None else portable(command),
+            notes,
+        ),
     )
     return paths
 

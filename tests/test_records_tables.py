@@ -151,3 +151,15 @@ def test_protocols_are_separate_rows():
     df = frame(meta_for("lsh", 16, 0, 0.34), meta_for("lsh", 16, 0, 0.32, protocol="generic"))
     t = pivot(df, "map")
     assert sorted(t["16"]) == [0.32, 0.34] and "protocol" in t.columns
+
+
+def test_committed_tables_carry_no_machine_paths():
+    """results.csv and map.md identify data by checksum and kind, never by where one machine kept it."""
+    from hashbench.tables import portable
+
+    cmd = "hashbench run --dataset cifar10 --data-root /srv/data/cifar10 --weights=/home/u/w.pth --out /tmp/o"
+    assert portable(cmd) == "hashbench run --dataset cifar10 --data-root DIR --weights=FILE --out o"
+    assert portable("CIFAR-10 JPEG image folders /srv/data/cifar10 (50000 train)") == (
+        "CIFAR-10 JPEG image folders cifar10 (50000 train)"
+    )
+    assert portable("cnn:efficientnet-lite0 and p@100, 1/2") == "cnn:efficientnet-lite0 and p@100, 1/2"
