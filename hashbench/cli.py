@@ -595,6 +595,8 @@ def cmd_paper(args, argv) -> int:
         df, load_scores, args.dataset, seeds, command=_command_line(argv), representation=representation, track=track
     )
     out = folder / "paper" / repro.NAME
+    if track != repro.DEFAULT_TRACK:  # another regime's tables go beside the default's, not over them
+        out = out / str(track).replace(":", "-")
     for name, text in files.items():
         atomic_write_text(out / name, text)
     print(files.get("claims.md", files.get("table4.md", "")))

@@ -147,8 +147,23 @@ def label(method: str) -> str:
 
 
 def input_for(method: str, representation: str = DEFAULT_REPRESENTATION, track: str = DEFAULT_TRACK) -> tuple[str, str]:
-    """The (representation, track) a method's records of this reproduction have."""
-    return IMAGE_INPUT.get(method, (representation, track))
+    """The (representation, track) a method's records of this reproduction have. On a fine-tuning
+    regime (``finetune:K``) the methods that cannot fine-tune backbone stages (the shallow ones,
+    HashGAN) keep the features track: the regime changes only what the deep methods train."""
+    if method in IMAGE_INPUT:
+        return IMAGE_INPUT[method]
+    if str(track).startswith("finetune:") and "train_stages" not in _params_of(method):
+        return representation, "features"
+    return representation, track
+
+
+def _params_of(method: str) -> Mapping[str, Any]:
+    from ..methods import get_method
+
+    try:
+        return get_method(method)().get_params(deep=False)
+    except Exception:  # noqa: BLE001 - a name this installation does not register
+        return {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -376,7 +391,9 @@ def commands(
         groups.items(), key=lambda kv: (kv[0][2] != "", kv[0][0] == "images")
     ):
         args = ["hashbench", "run", "--dataset", dataset, "--methods", ",".join(display_order(g["methods"]))]
-        if rep != "images":
+        if rep != "images" and str(trk).startswith("finetune:"):
+            args += ["--features", rep, "--train-stages", str(trk).split(":", 1)[1]]
+        elif rep != "images":
             args += ["--features", rep, "--track", trk]
         args += [
             "--bits",
