@@ -103,7 +103,7 @@ class SSDH(DeepHashMethod):
         rule: str = "paper",
         hidden: int = 1024,
         train_stages: int | str | None = None,
-        backbone_lr: float = 0.1,
+        backbone_lr: float = 0.01,
         backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,

@@ -235,7 +235,7 @@ class DeepHashMethod(HashMethod):
         lr: float = 1e-3,
         hidden: int = 1024,
         train_stages: int | str | None = None,
-        backbone_lr: float = 0.1,
+        backbone_lr: float = 0.01,
         backbone_bn: str = "frozen",
         validation_fraction: float = 0.0,
         patience: int | None = None,
