@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plot_parser(sub)
     add_report_parser(sub)
     add_doctor_parser(sub)
-    add_verify_parser(sub)
+    add_verify_parser(sub, HelpFormatter)
 
     from .conventions import add_evaluate_parser
     from .export import add_byom_parsers
@@ -270,7 +270,7 @@ def _run_config(args):
 
 
 def _executor(args):
-    from .executors import get_executor
+    from .runner import get_executor
 
     return get_executor(args.executor, jobs=args.jobs, address=args.address)
 

@@ -12,6 +12,8 @@ others; the runner reports failures after the rest finished. Every executor call
   (:func:`hashbench.plan.longest_first`). Workers end when the main process dies, even by kill -9
   (:func:`_die_with_parent`).
 - ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task.
+
+``hashbench.runner.get_executor`` picks one by name.
 """
 
 from __future__ import annotations
@@ -140,20 +142,3 @@ class LocalExecutor:
                 for f in futures:
                     f.cancel()
                 raise
-
-
-def get_executor(name: str = "local", *, jobs: int = 1, address: str | None = None, threads: int | None = None):
-    """An executor by name: ``local`` (``jobs`` processes) or ``ray`` (``address`` of a cluster, or local)."""
-    if name == "local":
-        if address:
-            from .errors import InvalidInput
-
-            raise InvalidInput("--address is for --executor ray; the local executor runs on this machine")
-        return LocalExecutor(jobs, threads)
-    if name == "ray":
-        from .ray_executor import RayExecutor  # extra: pip install 'hashbench[ray]'
-
-        return RayExecutor(address=address)
-    from .errors import UnknownName
-
-    raise UnknownName(f"unknown executor {name!r}; use --executor local or --executor ray")

@@ -129,3 +129,20 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
                 bar.close()
     score_all(result.record_paths, result.spec, progress=cfg.progress)
     return result
+
+
+def get_executor(name: str = "local", *, jobs: int = 1, address: str | None = None, threads: int | None = None):
+    """An executor by name: ``local`` (``jobs`` processes) or ``ray`` (``address`` of a cluster, or local)."""
+    if name == "local":
+        if address:
+            from .errors import InvalidInput
+
+            raise InvalidInput("--address is for --executor ray; the local executor runs on this machine")
+        return LocalExecutor(jobs, threads)
+    if name == "ray":
+        from .ray_executor import RayExecutor  # extra: pip install 'hashbench[ray]'
+
+        return RayExecutor(address=address)
+    from .errors import UnknownName
+
+    raise UnknownName(f"unknown executor {name!r}; use --executor local or --executor ray")

@@ -11,6 +11,7 @@ something is corrupt, 0 otherwise. Artifacts written before checksums existed ar
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,13 +124,12 @@ def cmd_verify(args, argv) -> int:
     return 0
 
 
-def add_verify_parser(sub) -> None:
-    from .cli import HelpFormatter
-
+def add_verify_parser(sub, formatter_class: type = argparse.HelpFormatter) -> None:
+    """The ``verify`` command's parser (the CLI passes its help formatter)."""
     p = sub.add_parser(
         "verify",
         help="check records, cached scores and the cache against their checksums (exit 2 when corrupt)",
-        formatter_class=HelpFormatter,
+        formatter_class=formatter_class,
     )
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--cache-dir", help="the cache to check (default $HASHBENCH_CACHE or ~/.cache/hashbench)")

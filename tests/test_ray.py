@@ -142,8 +142,8 @@ def _scores(out: Path) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
 # -- no cluster needed -----------------------------------------------------------------------------
 def test_without_ray_the_error_names_the_install_command(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
-    from hashbench.executors import get_executor
     from hashbench.ray_executor import RayExecutor, RayMissing
+    from hashbench.runner import get_executor
 
     with pytest.raises(RayMissing, match=r"pip install 'hashbench\[ray\]'"):
         RayExecutor()
