@@ -22,12 +22,12 @@ from benchmarks.hashgan_select import validation_split
 
 
 def _parse(text: str) -> dict:
-    from hashbench.stats import _parse_value
+    from hashbench.values import parse_value
 
     out = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         k, _, v = item.partition("=")
-        out[k.strip()] = _parse_value(v.strip())
+        out[k.strip()] = parse_value(v.strip())
     return out
 
 

@@ -14,7 +14,6 @@ the method's defaults (``n_iter=10``).
 
 from __future__ import annotations
 
-import ast
 import itertools
 import math
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from . import records as rec
 from .errors import InvalidInput, UnknownName, check_n_bits
 from .methods import RUNTIME_PARAMS, get_method, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
+from .values import parse_value
 
 #: the default representation of each dataset for methods that take vectors (README says why).
 DEFAULT_REPRESENTATION = {
@@ -154,16 +154,9 @@ def parse_seeds(spec: str | Iterable[int]) -> list[int]:
     return sorted(set(out))
 
 
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def _range(text: str, item: str) -> list[Any]:
     parts = text.split(":")
-    values = [_literal(p) for p in parts]
+    values = [parse_value(p) for p in parts]
     if len(parts) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise InvalidInput(f"--set {item!r}: a range is START:STOP:STEP with numbers, e.g. 0:0.9:0.1")
     a, b, s = values
@@ -193,11 +186,11 @@ def parse_params(items: Iterable[str]) -> dict[str, dict[str, list[Any]]]:
         if not method or not param or not value:
             raise InvalidInput(f"--set {item!r} is not of the form METHOD.PARAM=VALUE, e.g. --set itq.n_iter=10")
         if value[0] in "[({'\"":
-            values = [_literal(value)]
+            values = [parse_value(value)]
         elif ":" in value and all(c.isdigit() or c in ".:-e" for c in value):
             values = _range(value, item)
         else:
-            values = [_literal(v.strip()) for v in value.split(",") if v.strip()]
+            values = [parse_value(v.strip()) for v in value.split(",") if v.strip()]
         if not values:
             raise InvalidInput(f"--set {item!r} gives no value")
         seen = out.setdefault(method.lower(), {})

@@ -32,6 +32,7 @@ import pandas as pd
 
 from .display import EXTRA_MARKERS, method_display, method_rank
 from .io import atomic_write_bytes
+from .scoring import metric_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -158,14 +159,6 @@ def summarize(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         ["_o", "variant", "representation", "track", "protocol", "n_bits"], kind="stable"
     )
     return out.drop(columns="_o").reset_index(drop=True)
-
-
-def metric_label(df: pd.DataFrame) -> str:
-    """``MAP@K`` when the records use a cut-off, else ``MAP`` (the whole database ranked)."""
-    if "metric_topk" not in df:
-        return "MAP"
-    ks = sorted({int(k) for k in pd.to_numeric(df["metric_topk"], errors="coerce").dropna()})
-    return "MAP" if not ks else "/".join(f"MAP@{k}" for k in ks)
 
 
 def _protocol_text(df: pd.DataFrame) -> str:

@@ -181,7 +181,8 @@ def table_block(caption: str, table_id: str, head: str, rows: str) -> str:
 
 
 def _tables_html(sec: DatasetSection) -> str:
-    from .tables import metric_label, pivot
+    from .scoring import metric_label
+    from .tables import pivot
 
     df = sec.df
     label = metric_label(df)

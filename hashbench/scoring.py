@@ -171,3 +171,14 @@ def score_all(
         except CorruptRecord as exc:
             warnings.warn(f"skipping {exc}", stacklevel=2)
     return out
+
+
+def metric_label(df) -> str:
+    """The name of the MAP a frame's records were scored with, for tables, figures and the report:
+    ``MAP@K`` under a cut-off K (``MAP@50/MAP@5000`` when they mix), else ``MAP (whole database)``."""
+    import pandas as pd
+
+    if "metric_topk" not in df:
+        return "MAP (whole database)"
+    ks = sorted({int(k) for k in pd.to_numeric(df["metric_topk"], errors="coerce").dropna()})
+    return "/".join(f"MAP@{k}" for k in ks) if ks else "MAP (whole database)"

@@ -37,7 +37,6 @@ with *selectors* (see :func:`parse_selector`).
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInput, UnknownName
+from .values import parse_value
 
 #: elements per chunk of resampling work (int32 indices + float64 gathers: about 48 MB at most).
 CHUNK_ELEMENTS = 1 << 22
@@ -226,13 +226,6 @@ _TRACKS = ("features", "end2end", "images")
 _PARAM_SPLIT = re.compile(r",\s*(?=[A-Za-z_][\w.]*\s*=)")
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        return text.strip()
-
-
 def parse_variant(text: str | None) -> dict[str, Any]:
     """``"n_iter=10,alpha=0.5"`` (a frame's ``variant``) -> ``{"n_iter": 10, "alpha": 0.5}``; ``""`` -> ``{}``."""
     if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
@@ -242,7 +235,7 @@ def parse_variant(text: str | None) -> dict[str, Any]:
         if "=" not in item:
             raise InvalidInput(f"variant {text!r}: {item!r} is not PARAM=VALUE")
         k, v = item.split("=", 1)
-        out[k.strip()] = _parse_value(v)
+        out[k.strip()] = parse_value(v)
     return out
 
 

@@ -32,7 +32,7 @@ from .errors import InvalidInput
 from .io import atomic_write_text
 from .protocols import PROTOCOLS
 from .records import cell_key, iter_metas
-from .scoring import load_scores, metric_spec, score_record
+from .scoring import load_scores, metric_label, metric_spec, score_record
 
 ROW_KEYS = ["protocol", "method", "variant", "representation", "track"]
 CELL_KEYS = [*ROW_KEYS, "n_bits"]
@@ -247,11 +247,6 @@ def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None, spread: 
         for col in [c for c in table.columns if c.isdigit()]:
             table[col] = table[col].map(lambda v: "" if pd.isna(v) else format(v, fmt))
     return table
-
-
-def metric_label(df: pd.DataFrame) -> str:
-    topk = df["metric_topk"].dropna().unique() if "metric_topk" in df else []
-    return f"MAP@{int(topk[0])}" if len(topk) else "MAP (whole database)"
 
 
 def describe(df: pd.DataFrame) -> list[str]:
