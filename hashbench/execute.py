@@ -21,6 +21,7 @@ import numpy as np
 from . import records as rec
 from .errors import HashbenchError, InvalidInput
 from .plan import Task
+from .protocols import split_checksum
 
 
 @dataclass(frozen=True)
@@ -41,22 +42,22 @@ class RunContext:
 
 
 @functools.lru_cache(maxsize=4)
-def load(ctx_data: tuple) -> Any:
-    """The dataset of a context (memoised per process: one load per run and worker)."""
+def load_data(name: str, data_root: str | None, download: bool) -> Any:
+    """A dataset, memoised per process (one load per run and worker): the runner's first step, and
+    each worker's."""
     from .datasets import load_dataset
 
-    name, data_root, download = ctx_data
     return load_dataset(name, data_root=data_root, download=download)
 
 
 def reset() -> None:
     """Forget this process's memos (a new run re-reads data that may have changed on disk)."""
-    load.cache_clear()
+    load_data.cache_clear()
     _features_memo.clear()
 
 
 def dataset_of(ctx: RunContext):
-    return load((ctx.dataset, ctx.data_root, ctx.download))
+    return load_data(ctx.dataset, ctx.data_root, ctx.download)
 
 
 def split_of(ctx: RunContext, dataset, split_seed: int) -> dict[str, np.ndarray]:
@@ -185,6 +186,11 @@ def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
 
     dataset = dataset_of(ctx)
     split = split_of(ctx, dataset, task.split_seed)
+    if task.config.get("split_checksum") not in (None, split_checksum(split)):
+        raise HashbenchError(
+            f"cell {task.label}: the split drawn here ({split_checksum(split)}) is not the one planned "
+            f"({task.config['split_checksum']}); the data under {ctx.data_root or ctx.dataset} changed during the run"
+        )
     method = get_method(task.method)(**task.kwargs)
     train_idx, query_idx, db_idx = split["train"], split["query"], split["database"]
     rep = method.input_representation(ctx.representation)

@@ -99,7 +99,6 @@ class Plan:
     protocol: str
     representation: str
     topk: int | None
-    splits: dict[int, dict[str, np.ndarray]]
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -412,4 +411,4 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
                     tasks.append(
                         Task(name, kwargs, b, s, split_seed, config, variant_label(method, vdefaults), str(path))
                     )
-    return Plan(tasks, records_dir, protocol, representation, topk, splits)
+    return Plan(tasks, records_dir, protocol, representation, topk)

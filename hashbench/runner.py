@@ -22,7 +22,7 @@ from typing import Any
 from . import records as rec
 from .device import resolve_device
 from .errors import HashbenchError, StorageError
-from .execute import RunContext, dataset_of, prepare, reset
+from .execute import RunContext, load_data, prepare, reset
 from .executors import LocalExecutor, Outcome
 from .io import ensure_writable_dir
 from .plan import Plan, RunConfig, Task, dataset_dirname, parse_bits, parse_params, parse_seeds, plan
@@ -96,9 +96,8 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
     ensure_writable_dir(cfg.out)
     reset()
     device = str(resolve_device(cfg.device))
-    pre = RunContext(cfg.dataset, cfg.data_root, cfg.download, "", "", None, None, device)
-    dataset = dataset_of(pre)
-    p = plan(cfg, dataset, device)
+    dataset = load_data(cfg.dataset, cfg.data_root, cfg.download)  # 1. the data
+    p = plan(cfg, dataset, device)  # 2. the cells, checked before anything trains
     ctx = context(cfg, p.protocol, p.representation, device)
     folder = p.records_dir.parent
     todo = [t for t in p.tasks if cfg.force or not rec.is_finished(t.path)]
