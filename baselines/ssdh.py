@@ -34,7 +34,7 @@ from collections.abc import Iterable
 
 import torch
 
-from hashbench.deep import DeepHashMethod, FitContext
+from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
 from hashbench.methods import Interval, Options
 from hashbench.similarity import RULES, semantic_similarity
 
@@ -109,6 +109,7 @@ class SSDH(DeepHashMethod):
         patience: int | None = None,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        curve_every: int = CURVE_EVERY,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
@@ -129,6 +130,7 @@ class SSDH(DeepHashMethod):
             patience=patience,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every,
+            curve_every=curve_every,
             device=device,
             random_state=random_state,
             verbose=verbose,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from hashbench.deep import FitContext
+from hashbench.deep import CURVE_EVERY, FitContext
 from hashbench.methods import Boolean
 
 from .gradient_attention import ATTENTION_CONSTRAINTS, AttentionTrained
@@ -61,6 +61,7 @@ class SSDHGA(AttentionTrained, SSDH):
         patience: int | None = None,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        curve_every: int = CURVE_EVERY,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
@@ -86,6 +87,7 @@ class SSDHGA(AttentionTrained, SSDH):
             patience=patience,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every,
+            curve_every=curve_every,
             device=device,
             random_state=random_state,
             verbose=verbose,

@@ -79,7 +79,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashbench.deep import DeepHashMethod, FitContext
+from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
 from hashbench.methods import Interval, registered_name
 from hashbench.similarity import cosine_distance_matrix
@@ -241,6 +241,7 @@ class UHGA(DeepHashMethod):
         patience: int | None = None,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        curve_every: int = CURVE_EVERY,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
@@ -261,6 +262,7 @@ class UHGA(DeepHashMethod):
             patience=patience,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every,
+            curve_every=curve_every,
             device=device,
             random_state=random_state,
             verbose=verbose,
@@ -429,6 +431,7 @@ class UHGAGA(AttentionTrained, UHGA):
         patience: int | None = None,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        curve_every: int = CURVE_EVERY,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
@@ -459,6 +462,7 @@ class UHGAGA(AttentionTrained, UHGA):
             patience=patience,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every,
+            curve_every=curve_every,
             device=device,
             random_state=random_state,
             verbose=verbose,

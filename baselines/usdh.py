@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashbench.deep import DeepHashMethod, FitContext
+from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
 from hashbench.methods import Interval, Options, fit_context, validate_features
 from hashbench.similarity import cosine_distance_matrix, semantic_similarity
@@ -178,6 +178,7 @@ class USDH(DeepHashMethod):
         patience: int | None = None,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        curve_every: int = CURVE_EVERY,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
@@ -198,6 +199,7 @@ class USDH(DeepHashMethod):
             patience=patience,
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every,
+            curve_every=curve_every,
             device=device,
             random_state=random_state,
             verbose=verbose,
@@ -222,8 +224,11 @@ class USDH(DeepHashMethod):
                 raise InvalidInput(f"USDH: rotation angles must be multiples of 90 degrees, got {angle}")
 
     @fit_context
-    def fit(self, X: Any, y: Any = None, rotated: Sequence[np.ndarray] | None = None) -> USDH:
-        """Train on training items X (and, on the features track, their rotated representations)."""
+    def fit(
+        self, X: Any, y: Any = None, rotated: Sequence[np.ndarray] | None = None, *, curve_labels: Any = None
+    ) -> USDH:
+        """Train on training items X (and, on the features track, their rotated representations);
+        ``curve_labels`` only score the learning curve (:meth:`DeepHashMethod.fit`)."""
         self._rotated = None
         if self.input == "features":
             # bad features are reported before any warning about rotations
@@ -240,7 +245,7 @@ class USDH(DeepHashMethod):
             else:
                 self._rotated = self._check_rotated(X, rotated)
         try:
-            super().fit(X, y)
+            super().fit(X, y, curve_labels=curve_labels)
         finally:
             self._rotated = None
         return self

@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from .device import resolve_device, seeded, torch_generator
 from .digests import array_digest, json_digest
 from .errors import InvalidInput
-from .loop import split_validation, train_epochs
+from .loop import run_isolated, split_validation, train_epochs
 from .methods import (
     FOLDER,
     N_BITS,
@@ -52,6 +52,8 @@ BACKBONE_BN = ("frozen", "batch")
 FINETUNE_PARAMS = ("train_stages", "backbone_lr", "backbone_bn")
 #: backbones of the end-to-end track (``hashbench.nets.end2end_net``)
 ARCHS = END2END_ARCHS
+#: the learning curve's default: validation MAP every this many epochs (and after the last)
+CURVE_EVERY = 5
 
 
 class Backbone(Constraint):
@@ -168,6 +170,10 @@ class DeepHashMethod(HashMethod):
         validation_fraction: share of the training set held out for model selection (0 = none, the
             papers' fixed schedule); patience: early stopping on it (None = never).
         checkpoint_dir: folder for resumable checkpoints (None = none); checkpoint_every: epochs.
+        curve_every: the learning curve's validation MAP every this many epochs and after the last
+            (0 = never; needs a validation part and ``fit(X, curve_labels=...)``). It observes
+            only: codes are bitwise those of a fit without it, and, like ``device``, it is in no
+            record or checkpoint key (:data:`hashbench.methods.RUNTIME_PARAMS`).
         device: "auto" | "cpu" | "cuda"; random_state: the seed; verbose: progress bar.
 
     Extension points (public API; override what the method needs, call ``super()`` where noted):
@@ -189,8 +195,8 @@ class DeepHashMethod(HashMethod):
         - :meth:`n_epochs`: the epochs the fit runs (``epochs`` or the track's default).
 
     Fitted attributes: ``net_`` (:class:`hashbench.nets.HashNet`, eval mode), ``history_`` (dict of
-    :class:`hashbench.loop.TrainHistory`), ``n_features_in_`` (features track) or ``image_shape_``
-    (end-to-end), ``resolved_params_``.
+    :class:`hashbench.loop.TrainHistory`), ``curve_`` (the learning curve, :meth:`learning_curve`),
+    ``n_features_in_`` (features track) or ``image_shape_`` (end-to-end), ``resolved_params_``.
     """
 
     deep = True
@@ -219,6 +225,7 @@ class DeepHashMethod(HashMethod):
         "patience": [None, Interval(int, 1, None)],
         "checkpoint_dir": [None, FOLDER],
         "checkpoint_every": [Interval(int, 1, None)],
+        "curve_every": [Interval(int, 0, None)],
         "device": [Device()],
         "random_state": [SEED],
         "verbose": [Boolean()],
@@ -241,6 +248,7 @@ class DeepHashMethod(HashMethod):
         patience: int | None = None,
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
+        curve_every: int = CURVE_EVERY,
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
@@ -260,6 +268,7 @@ class DeepHashMethod(HashMethod):
         self.patience = patience
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.curve_every = curve_every
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -442,11 +451,78 @@ class DeepHashMethod(HashMethod):
             return int(self.finetune_epochs or self.default_epochs["features"])
         return int(self.default_epochs[key])
 
+    # -- the learning curve ---------------------------------------------------------------------
+    @property
+    def curve_monitored(self) -> bool:
+        """Whether a fit scores validation MAP for the learning curve (given ``curve_labels``):
+        ``curve_every > 0`` and a validation part (``validation_fraction > 0``)."""
+        return int(getattr(self, "curve_every", 0) or 0) > 0 and float(self.validation_fraction) > 0
+
+    def _codes_of(self, ctx: FitContext, idx: np.ndarray) -> np.ndarray:
+        """bool codes of training items ``idx`` from the current network, batched as :meth:`project`
+        batches ``X[idx]`` (so they are bitwise the codes ``encode(X[idx])`` gives). The caller sets
+        eval mode and no grad."""
+        bs = int(self.encode_batch_size["features" if self.regime == "features" else "end2end"])
+        out = [
+            (self.net_.logits(ctx.inputs(idx[start : start + bs])) >= 0).cpu().numpy()
+            for start in range(0, len(idx), bs)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, int(self.n_bits)), dtype=bool)
+
+    def validation_map(self, ctx: FitContext, labels: np.ndarray) -> float:
+        """Tie-aware MAP (:func:`hashbench.metrics.evaluate`) of the validation part as queries against
+        the training part (the items the fit trains on) as database, with the current network's
+        codes. Only the learning curve calls it (never model selection, never on queries)."""
+        from .metrics import evaluate
+
+        val, fit = ctx.val_idx, ctx.train_idx
+        scores = evaluate(self._codes_of(ctx, val), self._codes_of(ctx, fit), labels[val], labels[fit], precision_at=())
+        return float(scores["map"])
+
+    @staticmethod
+    def learning_curve(history: Mapping[str, Any], final_val_map: float | None, n_val: int, n_fit: int) -> dict:
+        """The ``curve_`` of a fit (and the ``curve`` of its record), plain JSON data.
+
+        ``epochs`` 1..E with the mean training ``loss`` and the training ``seconds`` so far (the
+        steps only: validation, the curve's scoring and checkpoints excluded) of each;
+        ``val_epochs`` and ``val_map``: the validation MAP of the network as it was after those
+        epochs; ``final_val_map``: that of the network the fit returns (after model selection, the
+        weights of ``best_epoch``), None when no MAP was scored; ``n_val`` / ``n_fit``: the sizes of
+        the validation part (queries) and the training part (database).
+        """
+
+        def clean(values: Iterable[float]) -> list[float | None]:
+            return [float(v) if np.isfinite(v) else None for v in values]
+
+        return {
+            "epochs": list(range(1, int(history["epochs_run"]) + 1)),
+            "loss": clean(history["loss"]),
+            "seconds": clean(history["seconds"]),
+            "val_epochs": [int(e) for e in history["monitor_epochs"]],
+            "val_map": clean(history["monitor"]),
+            "final_val_map": final_val_map,
+            "best_epoch": history["best_epoch"],
+            "n_val": int(n_val),
+            "n_fit": int(n_fit),
+            "metric": "map",
+        }
+
     # -- the fit template ------------------------------------------------------------------------
     @fit_context
-    def fit(self, X: Any, y: Any = None) -> DeepHashMethod:
-        """Train on training items X only (y is ignored: unsupervised). Returns self."""
+    def fit(self, X: Any, y: Any = None, *, curve_labels: Any = None) -> DeepHashMethod:
+        """Train on training items X only (y is ignored: unsupervised). Returns self.
+
+        ``curve_labels``: labels of X's items (class ids or multi-hot), used only to score the
+        learning curve's validation MAP (:attr:`curve_monitored`); they never reach the loss or
+        model selection, and the codes are bitwise those of a fit without them.
+        """
         X = self.validate_input(X, fitting=True)
+        if curve_labels is not None:
+            curve_labels = np.asarray(curve_labels)
+            if len(curve_labels) != len(X):
+                raise InvalidInput(
+                    f"{type(self).__name__}: curve_labels has {len(curve_labels)} rows for {len(X)} training items"
+                )
         device = resolve_device(self.device)
         seed = int(self.random_state)
         with seeded(seed, device):
@@ -460,6 +536,8 @@ class DeepHashMethod(HashMethod):
             ctx.state = self.training_state(ctx)
             ckpt = None
             key = ""
+            scored = curve_labels is not None and self.curve_monitored and len(val_idx) > 0
+            monitor = (lambda: self.validation_map(ctx, curve_labels)) if scored else None
             if self.checkpoint_dir:
                 identity = {"class": type(self).__name__, "version": self.version, **self.get_params(deep=False)}
                 key = config_key(identity, X)
@@ -476,12 +554,16 @@ class DeepHashMethod(HashMethod):
                 checkpoint_path=ckpt,
                 checkpoint_every=int(self.checkpoint_every),
                 checkpoint_key=key,
+                monitor=monitor,
+                monitor_every=int(getattr(self, "curve_every", 0) or 0),
                 verbose=bool(self.verbose),
                 desc=type(self).__name__,
             )
+            final = run_isolated(monitor, generator, ctx.state) if monitor is not None else None
         self.net_.eval()
         self._pooled_init = None
         self.history_ = hist.as_dict()
+        self.curve_ = self.learning_curve(self.history_, final, len(val_idx), len(train_idx))
         if self.input == "features":
             self.n_features_in_ = X.shape[1]
         else:

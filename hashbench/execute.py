@@ -198,10 +198,13 @@ def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
         name: [features_of(ctx, dataset, a, train_idx, representation=rep) for a in rotations]
         for name, rotations in method.fit_extras().items()
     }
+    if getattr(method, "curve_monitored", False):
+        # only the learning curve's validation MAP reads them (codes are bitwise those without)
+        fit_kwargs["curve_labels"] = dataset.labels[train_idx]
     try:
         X_train = _inputs(method, dataset, ctx, train_idx)
         t0 = time.perf_counter()
-        method.fit(X_train, **fit_kwargs)  # unsupervised: labels never reach fit
+        method.fit(X_train, **fit_kwargs)  # unsupervised: labels never reach the loss
         train_s = time.perf_counter() - t0
         del X_train
         t0 = time.perf_counter()
@@ -240,6 +243,7 @@ def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
             "query_repeats": tq.repeats,
         },
         "bytes_per_code": (task.n_bits + 7) // 8,
+        **({"curve": method.curve_} if getattr(method, "curve_", None) is not None else {}),
         "versions": rec.versions(ctx.device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "created_ns": time.time_ns(),

@@ -4,8 +4,9 @@
   inside the training set.
 - :func:`index_batches`: one epoch of index batches from a seeded permutation.
 - :func:`train_epochs`: seeded permutation -> index batches -> ``step(idx) -> float``; tqdm bar
-  (epoch, loss) when verbose; per-epoch loss history; optional validation with model selection and
-  early stopping; optional atomic checkpoints with resume. Returns a :class:`TrainHistory`.
+  (epoch, loss) when verbose; per-epoch loss and training-seconds history; optional validation with
+  model selection and early stopping; an optional monitor (a learning curve) that cannot change the
+  fit; optional atomic checkpoints with resume. Returns a :class:`TrainHistory`.
 - :func:`save_checkpoint` / :func:`load_checkpoint`: atomic ``torch.save`` and its reader.
 
 Nothing here knows about hashing: :mod:`hashbench.deep` builds the methods' fit on it, and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,10 +64,18 @@ def index_batches(items: np.ndarray | torch.Tensor, batch_size: int, generator: 
 
 @dataclass
 class TrainHistory:
-    """What :func:`train_epochs` did: per-epoch mean step loss, validation loss, selection, resume."""
+    """What :func:`train_epochs` did: per-epoch mean step loss, validation loss, selection, resume.
+
+    ``seconds[e]`` is the wall time spent in the steps of epochs 1..e+1 (validation, the monitor
+    and checkpoints excluded; NaN for epochs restored from a checkpoint written before it was
+    recorded). ``monitor`` holds the monitor's values at the epochs ``monitor_epochs`` (1-based).
+    """
 
     loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    monitor_epochs: list[int] = field(default_factory=list)
+    monitor: list[float] = field(default_factory=list)
     best_epoch: int | None = None  # 1-based epoch whose weights were kept (validation only)
     epochs_run: int = 0
     resumed_from: int = 0  # epochs restored from a checkpoint
@@ -118,6 +128,30 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def run_isolated(fn: Callable[[], Any], generator: torch.Generator, state: Mapping[str, Any]) -> Any:
+    """``fn()`` with the modules of ``state`` in eval mode and without grad, leaving the fit as it found it.
+
+    Every module (and submodule) gets back its train/eval mode, and the RNG states (``generator``,
+    torch's global CPU and CUDA generators, numpy's global one) are restored, so that nothing ``fn``
+    draws is missing from the fit's streams: a fit with a monitor gives bitwise the codes of one
+    without.
+    """
+    rng = _rng_states(generator)
+    np_state = np.random.get_state()
+    modules = _modules(state)
+    modes = [(m, m.training) for root in modules.values() for m in root.modules()]
+    try:
+        for root in modules.values():
+            root.eval()
+        with torch.no_grad():
+            return fn()
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        _set_rng_states(rng, generator)
+        np.random.set_state(np_state)
+
+
 def train_epochs(
     step: Callable[[torch.Tensor], float],
     items: np.ndarray | torch.Tensor,
@@ -131,6 +165,8 @@ def train_epochs(
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 1,
     checkpoint_key: str = "",
+    monitor: Callable[[], float | None] | None = None,
+    monitor_every: int = 0,
     verbose: bool = False,
     desc: str = "train",
 ) -> TrainHistory:
@@ -153,6 +189,11 @@ def train_epochs(
             ``checkpoint_every`` epochs and at the end (atomically), and resume from it when it
             exists with the same ``checkpoint_key``. A resumed run gives the same result as an
             uninterrupted one.
+        monitor: when given with ``monitor_every > 0``, called after every ``monitor_every``-th
+            epoch and after the last one (early stop included), through :func:`run_isolated` (eval
+            mode, no grad, modes and RNG states restored: it cannot change the fit); a returned float
+            goes into ``TrainHistory.monitor`` with its epoch (None records nothing). It observes;
+            it never selects (model selection is ``validate``'s).
         verbose: show a tqdm bar over epochs with the last epoch's loss.
     """
     from tqdm.auto import tqdm
@@ -164,6 +205,9 @@ def train_epochs(
         raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
     if patience is not None and int(patience) < 1:
         raise InvalidInput(f"patience must be >= 1 or None, got {patience!r}")
+    monitor_every = int(monitor_every)
+    if monitor_every < 0:
+        raise InvalidInput(f"monitor_every must be >= 0, got {monitor_every}")
     state = dict(state or {})
     stateful, modules = _stateful(state), _modules(state)
     hist = TrainHistory()
@@ -176,6 +220,8 @@ def train_epochs(
         _set_rng_states(ckpt["rng"], generator)
         hist = TrainHistory(**ckpt["history"])
         hist.resumed_from = hist.epochs_run
+        # a checkpoint written before seconds were recorded: those epochs' times are unknown
+        hist.seconds = [math.nan] * (hist.epochs_run - len(hist.seconds)) + hist.seconds
         best_val, best_states, bad = ckpt["best_val"], ckpt["best_states"], ckpt["bad"]
 
     def checkpoint() -> None:
@@ -200,6 +246,7 @@ def train_epochs(
             for m in modules.values():
                 m.train()
             losses, sizes = [], []
+            t0 = time.perf_counter()
             for idx in index_batches(items, batch_size, generator):
                 value = float(step(idx))
                 if not math.isfinite(value):
@@ -210,6 +257,7 @@ def train_epochs(
                 losses.append(value)
                 sizes.append(len(idx))
             hist.loss.append(float(np.average(losses, weights=sizes)) if losses else float("nan"))
+            hist.seconds.append((hist.seconds[-1] if hist.seconds else 0.0) + time.perf_counter() - t0)
             hist.epochs_run += 1
             postfix = {"loss": f"{hist.loss[-1]:.4g}"}
             if validate is not None:
@@ -226,6 +274,14 @@ def train_epochs(
                     bad += 1
                     if patience is not None and bad >= int(patience):
                         hist.stopped_early = True
+            if monitor is not None and monitor_every > 0:
+                last = hist.epochs_run == epochs or hist.stopped_early
+                if hist.epochs_run % monitor_every == 0 or last:
+                    value = run_isolated(monitor, generator, modules)
+                    if value is not None:
+                        hist.monitor_epochs.append(hist.epochs_run)
+                        hist.monitor.append(float(value))
+                        postfix["monitor"] = f"{float(value):.4g}"
             bar.set_postfix(postfix)
             bar.update(1)
             if hist.epochs_run % max(1, int(checkpoint_every)) == 0 or hist.epochs_run == epochs:

@@ -54,8 +54,11 @@ from .errors import MAX_BITS, HashbenchError, InvalidInput, UnknownName
 ENTRY_POINT_GROUP = "hashbench.methods"
 
 #: parameters that change how a fit runs but not what it computes: left out of record and
-#: checkpoint keys (the runner imports this set from here).
-RUNTIME_PARAMS: frozenset[str] = frozenset({"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs"})
+#: checkpoint keys and of variant labels (the runner imports this set from here). ``curve_every``
+#: (deep methods' learning curve) only observes: the codes are bitwise those of a fit without it.
+RUNTIME_PARAMS: frozenset[str] = frozenset(
+    {"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs", "curve_every"}
+)
 
 
 # ------------------------------------------------------------------------------------------------
