@@ -1,5 +1,5 @@
 """Figures from records: MAP against code length, precision-recall over Hamming radius, precision@N,
-quality against cost, and ours against published numbers.
+quality against cost, ours against published numbers, and deep methods' learning curves.
 
 Everything is drawn from records only (the frame of :func:`hashbench.tables.load_frame` and the
 per-record scores of :func:`hashbench.scoring.load_scores`); nothing is retrained. Figures go to
@@ -72,6 +72,7 @@ FIGURE_NAMES = [
     "precision_at_n",
     "cost_train",
     "cost_query",
+    "learning_curves",
     "published_vs_ours_<reproduction>_table<N>",
 ]
 
@@ -618,6 +619,100 @@ def map_vs_cost(df: pd.DataFrame, kind: str = "cost_train") -> Drawn | None:
     return Drawn(kind, title, caption, fig)
 
 
+CURVE_COLUMNS = [*SERIES_KEYS, "n_bits", "seed", "epoch", "seconds", "val_map"]
+
+
+def curve_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The learning curves of a frame's records (:func:`hashbench.tables.load_frame`), read from the
+    records' ``curve`` (deep methods, ``DeepHashMethod.learning_curve``): one row per record and
+    epoch whose validation MAP was scored, with the training seconds up to that epoch
+    (:data:`CURVE_COLUMNS`). Records without a scored curve add nothing."""
+    from .records import CorruptRecord, read_meta
+
+    rows: list[dict[str, Any]] = []
+    if df is None or df.empty or "record_path" not in df:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    for r in df.itertuples(index=False):
+        try:
+            curve = read_meta(r.record_path).get("curve") or {}
+        except CorruptRecord:
+            continue
+        seconds = curve.get("seconds") or []
+        for epoch, value in zip(curve.get("val_epochs") or [], curve.get("val_map") or [], strict=False):
+            if value is None:
+                continue
+            sec = seconds[epoch - 1] if 0 < epoch <= len(seconds) else None
+            row = {k: getattr(r, k) for k in SERIES_KEYS}
+            row.update(n_bits=int(r.n_bits), seed=int(r.seed), epoch=int(epoch), val_map=float(value))
+            row["seconds"] = float(sec) if sec is not None else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def learning_curves(
+    df: pd.DataFrame, methods: list[str] | None = None, curves: pd.DataFrame | None = None
+) -> Drawn | None:
+    """Validation MAP against epoch (left) and against training seconds (right), one row of panels per
+    code length, one line per (method, variant, input): the mean over seeds at each scored epoch, with
+    a band of one standard deviation when there are several seeds. On the right, a point sits at the
+    mean over seeds of the seconds spent in training steps up to that epoch.
+
+    ``methods`` keeps only those methods (default: every method whose records hold a curve);
+    ``curves`` is :func:`curve_frame` of ``df`` when already read. The validation part is a part of
+    the training set (``validation_fraction``) scored against the rest of it, never the queries.
+    """
+    c = curve_frame(df) if curves is None else curves
+    if methods:
+        c = c[c["method"].isin(methods)]
+    if c.empty:
+        return None
+    series = _Series(c)
+    lengths = sorted(c["n_bits"].unique())
+    with _style():
+        mpl = _mpl()
+        fig = mpl.Figure(figsize=(6.0, 4.0))
+        mpl.Canvas(fig)
+        axes = fig.subplots(len(lengths), 2, squeeze=False)
+        handles: dict[str, Any] = {}
+        for row, b in zip(axes, lengths, strict=True):
+            for t, g in series.groups(c[c["n_bits"] == b]):
+                st = {**series.style(t), "markersize": 4}
+                agg = g.groupby("epoch").agg(
+                    val_map=("val_map", "mean"), std=("val_map", "std"), seconds=("seconds", "mean")
+                )
+                std = agg["std"].fillna(0.0).to_numpy()
+                y = agg["val_map"].to_numpy()
+                for ax, x in ((row[0], agg.index.to_numpy()), (row[1], agg["seconds"].to_numpy())):
+                    ax.plot(x, y, **st)
+                    if g["seed"].nunique() > 1:
+                        ax.fill_between(x, y - std, y + std, color=st["color"], alpha=0.18, linewidth=0)
+                handles.setdefault(series.label(t, int(g["seed"].nunique())), _line([], [], **st))
+            row[0].set_title(f"{b} bits, by epoch")
+            row[1].set_title(f"{b} bits, by training time")
+            row[0].set_xlabel("epoch")
+            row[1].set_xlabel("training seconds (steps only)")
+            for ax in row:
+                ax.set_ylabel("validation MAP")
+        dataset = ", ".join(sorted(set(c["dataset"]))) or "records"
+        title = f"{dataset}: learning curves"
+        _finish(
+            fig,
+            f"{title}\ntie-aware MAP of the validation part against the rest of the training set · "
+            f"mean over {_seed_text(c)} (band: ±1 std)",
+            list(handles.values()),
+            list(handles),
+            legend="top",
+        )
+    caption = (
+        "Learning curves of the deep methods: tie-aware MAP (whole database) of the validation part of "
+        "the training set (queries) against the training part (database), scored every curve_every "
+        "epochs and after the last, never on the test queries; left by epoch, right by the seconds "
+        "spent in training steps (validation and scoring excluded, on the machine that produced the "
+        "records). Lines: mean over seeds; bands: one standard deviation."
+    )
+    return Drawn("learning_curves", title, caption, fig)
+
+
 def published_vs_ours(
     table: pd.DataFrame, title: str = "ours against published", metric: str = "MAP", name: str = "published_vs_ours"
 ) -> Drawn | None:
@@ -709,11 +804,14 @@ def dataset_figures(
     *,
     scores_loader: ScoresLoader | None = None,
     per_length_pr: bool = False,
+    curve_methods: list[str] | None = None,
 ) -> list[Drawn]:
     """Every figure of one dataset's records, in report order (figures without data are left out).
 
     ``folder`` (the dataset's output folder) adds the ours-against-published figures of the paper
     tables found there. ``per_length_pr`` adds one PR figure per code length beside the combined one.
+    The learning curves (:func:`learning_curves`) are drawn when records hold them, for
+    ``curve_methods`` (default: every method that has them).
     """
     if df is None or df.empty:
         return []
@@ -722,6 +820,7 @@ def dataset_figures(
     figs.append(pr_curves(df, pr=pr))
     figs.append(precision_at_n(df))
     figs += [map_vs_cost(df, "cost_train"), map_vs_cost(df, "cost_query")]
+    figs.append(learning_curves(df, curve_methods))
     if folder is not None:
         figs += _paper_tables(Path(folder))
     if per_length_pr and not pr.empty:
@@ -749,7 +848,7 @@ def save_figure(drawn: Drawn, out_dir: str | Path) -> list[Path]:
 def _is_ours(path: Path) -> bool:
     stem = path.stem
     return path.suffix in (".png", ".svg") and (
-        stem in ("map_vs_bits", "pr_curves", "precision_at_n", "cost_train", "cost_query")
+        stem in ("map_vs_bits", "pr_curves", "precision_at_n", "cost_train", "cost_query", "learning_curves")
         or (stem.startswith("pr_") and stem.endswith("b"))
         or stem.startswith("published_vs_ours")
     )
@@ -761,11 +860,13 @@ def plot_dataset(
     *,
     scores_loader: ScoresLoader | None = None,
     per_length_pr: bool = False,
+    curve_methods: list[str] | None = None,
 ) -> list[Path]:
     """Draw every figure of one dataset folder (``DIR/<dataset>``) into ``DIR/<dataset>/plots/``.
 
     ``df`` is the frame to draw (default: the folder's records chosen as the tables choose them,
-    :func:`hashbench.tables.select`). ``per_length_pr`` adds ``pr_<bits>b`` files, one PR panel each.
+    :func:`hashbench.tables.select`). ``per_length_pr`` adds ``pr_<bits>b`` files, one PR panel each;
+    ``curve_methods`` chooses the methods of the learning curves (default: all that have them).
     Figures this call did not draw (their data is gone) are removed, so the folder never shows a stale
     figure beside fresh ones. Returns the files written.
     """
@@ -774,7 +875,9 @@ def plot_dataset(
         from .tables import load_frame, select
 
         df, _ = select(load_frame(folder))
-    drawn = dataset_figures(df, folder, scores_loader=scores_loader, per_length_pr=per_length_pr)
+    drawn = dataset_figures(
+        df, folder, scores_loader=scores_loader, per_length_pr=per_length_pr, curve_methods=curve_methods
+    )
     out = folder / "plots"
     paths: list[Path] = []
     for d in drawn:
@@ -793,6 +896,12 @@ def add_plot_parser(subparsers, **parser_kwargs: Any) -> None:
     p = subparsers.add_parser("plot", help="draw figures (PNG and SVG) from the records under --out", **parser_kwargs)
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--dataset", help="only this dataset's folder (default: every folder with records)")
+    p.add_argument(
+        "--curves",
+        metavar="METHODS",
+        help="the methods of the learning-curve figure (validation MAP against epoch and training seconds), "
+        "comma-separated, e.g. ssdh,ssdh+ga (default: every deep method whose records hold a curve)",
+    )
     p.set_defaults(func=cmd_plot)
 
 
@@ -800,7 +909,14 @@ def cmd_plot(args, argv) -> int:
     """Draw every figure of each dataset folder under ``--out`` into ``<folder>/plots/``."""
     from .tables import dataset_folders
 
+    curves = getattr(args, "curves", None)
+    curve_methods = [m.strip() for m in curves.split(",") if m.strip()] if curves else None
     for folder in dataset_folders(args.out, args.dataset):
-        paths = plot_dataset(folder)
+        paths = plot_dataset(folder, curve_methods=curve_methods)
+        if curve_methods and not any(p.stem == "learning_curves" for p in paths):
+            print(
+                f"{folder}: no learning curves in the records of {', '.join(curve_methods)} (deep methods "
+                "record them with --set METHOD.validation_fraction=0.1 or so; curve_every sets how often)"
+            )
         print(f"wrote {len(paths)} files to {folder / 'plots'}" if paths else f"{folder}: no records to plot")
     return 0

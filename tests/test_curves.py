@@ -165,3 +165,97 @@ def test_train_epochs_monitor_schedule_and_resume(tmp_path):
     assert h.resumed_from == 2 and len(h.seconds) == 4 and all(np.isnan(h.seconds))
     with pytest.raises(InvalidInput, match="monitor_every"):
         train_epochs(step, np.arange(16), epochs=1, batch_size=4, generator=torch_generator(0), monitor_every=-1)
+
+
+# -- records, figures, report ---------------------------------------------------------------------
+SSDH_SET = {"validation_fraction": [0.2], "epochs": [3], "curve_every": [1], "hidden": [32], "batch_size": [50]}
+
+
+@pytest.fixture(scope="module")
+def curve_run(tmp_path_factory):
+    """A real run on the embedded digits (pixels): ssdh with a learning curve and lsh (none), 16 bits,
+    seeds 0 and 1."""
+    from hashbench.runner import RunConfig, run_grid
+
+    out = tmp_path_factory.mktemp("curves")
+    cfg = RunConfig(
+        dataset="digits",
+        methods=["ssdh", "lsh"],
+        bits=[16],
+        seeds=[0, 1],
+        params={"ssdh": SSDH_SET},
+        device="cpu",
+        out=str(out),
+        progress=False,
+    )
+    result = run_grid(cfg, log=lambda _: None)
+    result.raise_for_failures()
+    return out, result, cfg
+
+
+def test_records_hold_one_curve_per_seed_ending_at_the_final_network(curve_run):
+    """The record's last validation MAP is that of the network the cell trained, recomputed here by
+    refitting the cell (same kwargs, same training features: the same codes) and scoring its validation
+    part independently."""
+    from hashbench.execute import dataset_of, features_of
+    from hashbench.methods import get_method
+    from hashbench.records import read_record
+    from hashbench.runner import context
+
+    _, result, cfg = curve_run
+    p = result.plan
+    ssdh_tasks = [t for t in p.tasks if t.method == "ssdh"]
+    assert len(ssdh_tasks) == 2
+    ctx = context(cfg, p.protocol, p.representation, "cpu")
+    dataset = dataset_of(ctx)
+    X = features_of(ctx, dataset)
+    for t in ssdh_tasks:
+        r = read_record(t.path)
+        curve = r.meta["curve"]
+        assert curve["val_epochs"] == [1, 2, 3] and len(curve["seconds"]) == 3
+        train = r.arrays["split_train"]
+        m = get_method("ssdh")(**t.kwargs).fit(X[train])
+        np.testing.assert_array_equal(m.encode(X[r.arrays["split_query"]]), r.query_codes)
+        want = _val_map_of(m, X[train], dataset.labels[train])
+        assert curve["final_val_map"] == want
+        assert curve["val_map"][curve["val_epochs"].index(curve["best_epoch"])] == want
+    assert all("curve" not in read_record(t.path).meta for t in p.tasks if t.method == "lsh")
+
+
+def test_plot_draws_the_mean_curve_over_seeds(curve_run, capsys):
+    import argparse
+
+    from hashbench import plots
+    from hashbench.tables import load_frame, select
+
+    out, _, _ = curve_run
+    df, _ = select(load_frame(out / "digits"))
+    c = plots.curve_frame(df)
+    assert set(c["method"]) == {"ssdh"}
+    assert c.groupby("seed").size().to_dict() == {0: 3, 1: 3}  # one curve per seed
+    d = plots.learning_curves(df)
+    by_epoch, by_time = d.figure.axes[0], d.figure.axes[1]
+    (line,) = by_epoch.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(line.get_ydata(), c.groupby("epoch")["val_map"].mean().to_numpy())
+    (tline,) = by_time.get_lines()
+    np.testing.assert_allclose(tline.get_xdata(), c.groupby("epoch")["seconds"].mean().to_numpy())
+    assert plots.learning_curves(df, methods=["lsh"]) is None
+
+    parser = argparse.ArgumentParser(prog="hashbench")
+    plots.add_plot_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["plot", "--out", str(out), "--curves", "ssdh"])
+    assert args.func(args, []) == 0
+    assert (out / "digits" / "plots" / "learning_curves.png").is_file()
+    args = parser.parse_args(["plot", "--out", str(out), "--curves", "lsh"])
+    assert args.func(args, []) == 0
+    assert "no learning curves in the records of lsh" in capsys.readouterr().out
+    assert not (out / "digits" / "plots" / "learning_curves.png").exists()  # a stale figure goes
+
+
+def test_report_shows_the_learning_curves(curve_run):
+    from hashbench.report import build_report
+
+    out, _, _ = curve_run
+    html = build_report(out).read_text()
+    assert "digits: learning curves" in html and "validation part of the training set" in html
