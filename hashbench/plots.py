@@ -697,8 +697,7 @@ def learning_curves(
         title = f"{dataset}: learning curves"
         _finish(
             fig,
-            f"{title}\ntie-aware MAP of the validation part against the rest of the training set · "
-            f"mean over {_seed_text(c)} (band: ±1 std)",
+            f"{title}\nvalidation part against the rest of the training set · mean over {_seed_text(c)}, ±1 std",
             list(handles.values()),
             list(handles),
             legend="top",
