@@ -23,8 +23,6 @@ a transcription of one tool's rule (docs/METRICS.md, section 8):
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -170,68 +168,38 @@ def _load_array(path: str, what: str) -> np.ndarray:
         raise InvalidInput(f"{what} file {path} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def add_evaluate_parser(sub) -> None:
-    """Register ``evaluate`` on the ``hashbench`` command."""
-    p = sub.add_parser(
-        "evaluate",
-        help="score codes computed anywhere: every metric, optionally another tool's MAP convention",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--query-codes", required=True, help="(nq, B) bool or 0/1 codes: .npy, .npz, .csv or .txt")
-    p.add_argument("--db-codes", required=True, help="(nd, B) codes, the same format")
-    p.add_argument("--query-labels", required=True, help="(nq,) class ids or (nq, C) multi-hot")
-    p.add_argument("--db-labels", required=True, help="(nd,) class ids or (nd, C) multi-hot")
-    p.add_argument("--signed", action="store_true", help="codes are -1/+1")
-    p.add_argument("--topk", type=int, help="MAP@K instead of MAP over the whole database")
-    p.add_argument("--precision-at", default="100,1000", help="the N of precision@N, comma separated")
-    p.add_argument(
-        "--convention",
-        choices=CONVENTIONS,
-        default="hashbench",
-        help="also report MAP as this tool computes it (docs/METRICS.md, section 8)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_evaluate)
-
-
-def evaluate_files(args) -> dict[str, Any]:
+def evaluate_files(
+    query_codes: str | Path,
+    db_codes: str | Path,
+    query_labels: str | Path,
+    db_labels: str | Path,
+    *,
+    signed: bool = False,
+    topk: int | None = None,
+    precision_at: str | tuple[int, ...] = "100,1000",
+    convention: str = "hashbench",
+) -> dict[str, Any]:
+    """Every metric of codes and labels stored in files (.npy, .npz, .csv or .txt), as JSON-able
+    values; with ``convention`` other than ``hashbench``, also MAP as that tool computes it.
+    ``precision_at``: the N of precision@N (a comma list), each at most the database's size."""
     from .export import as_bits
     from .metrics import evaluate
     from .scoring import _jsonable
 
-    q = as_bits(_load_array(args.query_codes, "query codes"), "query", signed=args.signed)
-    db = as_bits(_load_array(args.db_codes, "database codes"), "database", signed=args.signed)
-    ql, dl = _load_array(args.query_labels, "query labels"), _load_array(args.db_labels, "database labels")
+    q = as_bits(_load_array(query_codes, "query codes"), "query", signed=signed)
+    db = as_bits(_load_array(db_codes, "database codes"), "database", signed=signed)
+    ql, dl = _load_array(query_labels, "query labels"), _load_array(db_labels, "database labels")
     if ql.ndim == 1 and np.issubdtype(ql.dtype, np.floating) and np.all(ql == np.rint(ql)):
         ql = ql.astype(np.int64)
     if dl.ndim == 1 and np.issubdtype(dl.dtype, np.floating) and np.all(dl == np.rint(dl)):
         dl = dl.astype(np.int64)
     try:
-        pa = tuple(int(x) for x in str(args.precision_at).split(",") if x.strip())
+        pa = tuple(int(x) for x in str(precision_at).split(",") if x.strip())
     except ValueError:
-        raise InvalidInput(f"--precision-at {args.precision_at!r}: give integers, e.g. 100,1000") from None
+        raise InvalidInput(f"--precision-at {precision_at!r}: give integers, e.g. 100,1000") from None
     pa = tuple(n for n in pa if n <= len(db)) or (len(db),)
-    scores = _jsonable(evaluate(q, db, ql, dl, topk=args.topk, precision_at=pa))
-    if args.convention != "hashbench":
-        scores["convention"] = args.convention
-        scores[f"map[{args.convention}]"] = map_convention(q, db, ql, dl, args.topk, args.convention)
+    scores = _jsonable(evaluate(q, db, ql, dl, topk=topk, precision_at=pa))
+    if convention != "hashbench":
+        scores["convention"] = convention
+        scores[f"map[{convention}]"] = map_convention(q, db, ql, dl, topk, convention)
     return scores
-
-
-def cmd_evaluate(args, argv) -> int:
-    scores = evaluate_files(args)
-    if args.json:
-        print(json.dumps(scores, indent=1, sort_keys=True))
-        return 0
-    label = f"@{scores['topk']}" if scores.get("topk") else " (whole database)"
-    rows = [(k, v) for k, v in scores.items() if isinstance(v, float)]
-    width = max(len(k) for k, _ in rows)
-    print(f"{scores['n_queries']} queries; MAP{label}; metric version {scores['metric_version']}")
-    for k, v in rows:
-        print(f"{k:<{width}}  {v:.6f}")
-    pr = scores.get("pr", {})
-    if pr:
-        print("radius  precision  recall")
-        for r, p, rc in zip(pr["radius"], pr["precision"], pr["recall"], strict=True):
-            print(f"{r:>6}  {p:9.4f}  {rc:6.4f}")
-    return 0

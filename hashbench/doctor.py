@@ -16,10 +16,8 @@ the same dict to Python (``benchmarks.gpu`` prints it when there is no GPU).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.metadata as md
-import json
 import os
 import platform
 import shutil
@@ -27,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_doctor_parser", "cmd_doctor", "collect", "render", "summary_lines"]
+__all__ = ["collect", "render", "summary_lines"]
 
 #: the distributions that install the ``faiss`` module, CPU build first
 FAISS_DISTRIBUTIONS = ("faiss-cpu", "faiss-gpu", "faiss-gpu-cu12", "faiss-gpu-cu11", "faiss-gpu-cu12-cuvs", "faiss")
@@ -380,42 +378,3 @@ def render(info: dict[str, Any]) -> str:
     out.append("summary:")
     out.extend(f"  - {line}" for line in info["summary"])
     return "\n".join(out)
-
-
-def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``doctor`` subcommand to hashbench's subparsers (``func=cmd_doctor``)."""
-    p = subparsers.add_parser(
-        "doctor",
-        help="report versions, GPUs, the faiss build, weights, cache and extras",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--cache-dir", help="the cache folder to report (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
-    p.add_argument(
-        "--no-gpu-check",
-        action="store_true",
-        help="do not run the tiny torch and faiss computations that check the installed builds carry code for the GPU",
-    )
-    p.set_defaults(func=cmd_doctor)
-    return p
-
-
-def cmd_doctor(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    """``hashbench doctor [--json]``: print the report; always exit 0 (it reports, it does not judge)."""
-    info = collect(getattr(args, "cache_dir", None), check_gpu=not getattr(args, "no_gpu_check", False))
-    print(json.dumps(info, indent=1, default=str) if args.json else render(info))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m hashbench.doctor [--json]`` (the same as ``hashbench doctor``)."""
-    parser = argparse.ArgumentParser(prog="hashbench doctor")
-    sub = parser.add_subparsers(dest="command")
-    add_doctor_parser(sub)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(["doctor", *argv])
-    return args.func(args, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -10,7 +10,6 @@ The formats are specified in docs/PROTOCOLS.md, section 7.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
@@ -148,7 +147,7 @@ def write_split(ps: ProtocolSplit, out: str | Path) -> Path:
 
 
 # -- external codes --------------------------------------------------------------------------------
-def _sha256(paths: list[Path]) -> str:
+def files_sha256(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
         with open(p, "rb") as fh:
@@ -356,96 +355,3 @@ def import_codes(
     records_dir = Path(out) / dataset_dirname(ps.name) / "records"
     path = rec.record_path(records_dir, config)
     return rec.write_record(path, meta, query, database, ps.split, ql, dl)
-
-
-# -- the commands ----------------------------------------------------------------------------------
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="see `hashbench datasets` (digits, cifar10, imagefolder:DIR, ...)")
-    p.add_argument("--data-root", help="folder holding the dataset's files")
-    p.add_argument("--download", action="store_true", help="download the dataset where torchvision can")
-    p.add_argument("--protocol", help="split protocol (default: the dataset's own)")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--seed", type=int, help="the seed of `run --seeds` (draws the split; default 0)")
-    g.add_argument("--split-seed", type=int, help="the seed of `run --split-seed` (same draw)")
-
-
-def add_byom_parsers(sub) -> None:
-    """Register ``split`` and ``import`` on the ``hashbench`` command."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = sub.add_parser(
-        "split",
-        help="write a protocol's split (indices, labels, paths, checksum) for training elsewhere",
-        formatter_class=fmt,
-    )
-    _common(p)
-    p.add_argument("--out", required=True, help="the file to write: .npz or .csv (docs/PROTOCOLS.md, section 7)")
-    p.set_defaults(func=cmd_split)
-
-    p = sub.add_parser(
-        "import",
-        help="record codes computed elsewhere, so tables, compare, report and check use them",
-        formatter_class=fmt,
-    )
-    _common(p)
-    p.add_argument("--name", required=True, help="the name the external model gets in tables (e.g. mynet)")
-    p.add_argument(
-        "--codes",
-        required=True,
-        help="an .npz / .pt / .mat with arrays 'query' and 'database' in the split's order, or Q.npy",
-    )
-    p.add_argument("--db-codes", help="the database codes (.npy) when --codes is the query codes (.npy)")
-    p.add_argument("--signed", action="store_true", help="codes are -1/+1 (default: bool or 0/1)")
-    p.add_argument("--packed", action="store_true", help="codes are uint8 bytes in faiss's bit order (needs --bits)")
-    p.add_argument("--bits", type=int, help="the code length of --packed codes")
-    p.add_argument("--out", default="runs", help="records go to OUT/<dataset>/records")
-    p.set_defaults(func=cmd_import)
-
-
-def _split_of(args) -> ProtocolSplit:
-    seed = args.split_seed if args.split_seed is not None else (args.seed if args.seed is not None else 0)
-    return protocol_split(args.dataset, seed, protocol=args.protocol, data_root=args.data_root, download=args.download)
-
-
-def cmd_split(args, argv) -> int:
-    ps = _split_of(args)
-    if Path(args.out).suffix.lower() not in (".npz", ".csv"):
-        raise InvalidInput(f"--out {args.out}: give a file ending in .npz or .csv")
-    path = write_split(ps, args.out)
-    sizes = ", ".join(f"{len(ps.split[k])} {k}" for k in PARTS)
-    paths = "with paths" if ps.relative_paths() else "no paths (the dataset has no files)"
-    print(
-        f"wrote {path}: {ps.name}, protocol {ps.protocol}, split seed {ps.split_seed}, {sizes}, "
-        f"{paths}; split checksum {ps.checksum}"
-    )
-    return 0
-
-
-def cmd_import(args, argv) -> int:
-    from .tables import default_spec, load_frame, pivot, select, to_markdown, write_tables
-
-    if args.packed != (args.bits is not None):
-        raise InvalidInput("--packed and --bits go together: packed bytes need the code length, e.g. --bits 64")
-    q, db, check, files = read_codes(args.codes, args.db_codes, signed=args.signed, packed_bits=args.bits)
-    ps = _split_of(args)
-    path = import_codes(
-        ps,
-        args.name,
-        q,
-        db,
-        args.out,
-        sha256=_sha256(files),
-        files=[f.name for f in files],
-        file_checksum=check,
-        seed=args.seed,
-        command=getattr(args, "command_line", ""),
-    )
-    folder = path.parent.parent
-    from .scoring import score_record
-
-    score_record(path, default_spec(ps.protocol))
-    write_tables(folder, command=getattr(args, "command_line", ""))
-    df, _ = select(load_frame(folder))
-    mine = df[df["method"] == str(args.name).lower()]
-    print(to_markdown(pivot(mine, "map", ".4f", spread=True)))
-    print(f"wrote {path} ({q.shape[1]} bits, split {ps.checksum}) and the tables in {folder}")
-    return 0

@@ -21,7 +21,6 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -436,26 +435,3 @@ def build_report(
         raise InvalidInput(f"no readable records under {out}; run `hashbench run --out {out} ...` first")
     text = render_report(sections, command=command, source=str(out), scores_loader=scores_loader)
     return atomic_write_text(out / REPORT_NAME, text)
-
-
-def add_report_parser(subparsers, **parser_kwargs: Any) -> None:
-    """Add the ``hashbench report`` subcommand to cli.py's subparsers (``parser_kwargs``: e.g. its
-    ``formatter_class``)."""
-    p = subparsers.add_parser(
-        "report",
-        help="write one self-contained HTML report (DIR/report.html) of the records under --out: tables, "
-        "figures, protocol, provenance",
-        **parser_kwargs,
-    )
-    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote; report.html goes there")
-    p.add_argument("--dataset", help="only this dataset's folder (default: every folder with records)")
-    p.set_defaults(func=cmd_report)
-
-
-def cmd_report(args, argv) -> int:
-    """Write ``--out``/report.html and print its path."""
-    import shlex
-
-    path = build_report(args.out, args.dataset, command="hashbench " + shlex.join(argv))
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser)")
-    return 0

@@ -11,11 +11,8 @@ something is corrupt, 0 otherwise. Artifacts written before checksums existed ar
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from .errors import InvalidInput
 
 
 @dataclass
@@ -32,7 +29,7 @@ class Found:
         return f"{what}: {total} checked, {self.ok + self.unchecked} fine{extra}, {len(self.corrupt)} corrupt"
 
 
-def _result_folders(out: Path) -> list[Path]:
+def result_folders(out: Path) -> list[Path]:
     if (out / "records").is_dir():
         return [out]
     return sorted(p.parent for p in out.glob("*/records") if p.is_dir())
@@ -44,7 +41,7 @@ def verify_results(out: str | Path) -> tuple[Found, Found]:
     from .scoring import SCORES_DIR, load_scores
 
     records, scores = Found(), Found()
-    for folder in _result_folders(Path(out)):
+    for folder in result_folders(Path(out)):
         for p in iter_record_paths(folder / "records"):
             try:
                 verify_record(p)
@@ -94,44 +91,3 @@ def verify_cache(cache_dir: str | Path) -> Found:
         else:
             found.corrupt.append(f"cache entry {p} fails its checksum; the next run that needs it recomputes it")
     return found
-
-
-def cmd_verify(args, argv) -> int:
-    from .cache import resolve_cache_dir
-
-    out = Path(args.out)
-    if not out.is_dir():
-        raise InvalidInput(f"--out {out} is not a folder; give the folder `hashbench run --out` wrote")
-    if not _result_folders(out):
-        raise InvalidInput(f"no records under {out}; give the folder `hashbench run --out` wrote")
-    records, scores = verify_results(out)
-    cache_dir = None if args.no_cache else resolve_cache_dir(args.cache_dir)
-    cache = verify_cache(cache_dir) if cache_dir is not None else None
-    problems = records.corrupt + scores.corrupt + (cache.corrupt if cache else [])
-    for line in problems:
-        print(f"CORRUPT {line}")
-    print(records.line(f"records under {out}"))
-    print(scores.line(f"cached scores under {out}"))
-    if cache is not None:
-        print(cache.line(f"cache entries under {cache_dir}"))
-    if problems:
-        print(
-            f"{len(problems)} corrupt artifact(s): none of them is used; `hashbench run` re-runs a corrupt "
-            "record's cell, and a corrupt cache entry or scores file is recomputed when next needed"
-        )
-        return 2
-    print("no corrupt artifact found")
-    return 0
-
-
-def add_verify_parser(sub, formatter_class: type = argparse.HelpFormatter) -> None:
-    """The ``verify`` command's parser (the CLI passes its help formatter)."""
-    p = sub.add_parser(
-        "verify",
-        help="check records, cached scores and the cache against their checksums (exit 2 when corrupt)",
-        formatter_class=formatter_class,
-    )
-    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
-    p.add_argument("--cache-dir", help="the cache to check (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
-    p.add_argument("--no-cache", action="store_true", help="check the results folder only")
-    p.set_defaults(func=cmd_verify)

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from hashbench import __version__
-from hashbench.doctor import add_doctor_parser, cmd_doctor, collect, render
+from hashbench.cli.install import add_doctor_parser, cmd_doctor
+from hashbench.doctor import collect, render
 
 
 @pytest.fixture(scope="module")

@@ -444,7 +444,7 @@ def test_read_only_results_folder_gives_one_line(small_run, tmp_path, monkeypatc
 
 
 def test_oserror_outside_hashbench_writers_is_one_line(monkeypatch, capsys):
-    import hashbench.cli as cli
+    from hashbench.cli import install as cli  # the module that defines `datasets`
 
     def boom(args, argv):
         raise OSError(errno.ENOSPC, "No space left on device", "/somewhere/fig.png")
@@ -547,7 +547,7 @@ def test_help_prints_each_default_once(capsys):
 
 
 def test_warnings_print_as_one_line(monkeypatch):
-    import hashbench.cli as cli
+    from hashbench.cli import install as cli  # the module that defines `datasets`
 
     seen = []
     monkeypatch.setattr(

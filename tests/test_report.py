@@ -118,9 +118,11 @@ def test_report_is_self_contained_escaped_and_linked():
 
 
 def _cli(*argv: str) -> int:
-    """``hashbench report ...`` through this module's own subparser (errors raise, as cli.main would print them)."""
+    """``hashbench report ...`` through the CLI's own subparser (errors raise, as cli.main would print them)."""
+    from hashbench.cli import figures
+
     parser = argparse.ArgumentParser(prog="hashbench")
-    report.add_report_parser(parser.add_subparsers(dest="command", required=True))
+    figures.add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args, list(argv))
 
