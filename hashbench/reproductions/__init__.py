@@ -1,23 +1,14 @@
-"""Reproductions of published papers: everything specific to one paper lives in one module here.
+"""Reproductions of published papers: each paper is data in one module here, the machinery is shared.
 
-The harness (runner, tables, CLI) knows no paper and no method by name; a reproduction module does.
-``get(name)`` returns the module; ``list_reproductions()`` the names. A second paper is a second
-module: add it to ``BUILTIN`` or register it from another package under the entry-point group
-``hashbench.reproductions`` (``name = package.module``).
+A paper's module (e.g. :mod:`hashbench.reproductions.uhga2020`) holds only what is the paper's: its
+published table (package data), method labels, table layouts, claims, datasets and default input,
+built into one :class:`~hashbench.reproductions.base.Reproduction` named ``REPRODUCTION``. That
+type's methods (:mod:`hashbench.reproductions.base`) plan the cells, write the ``hashbench run``
+commands of the missing ones, lay our records beside the published values and test the claims.
 
-A reproduction module provides (see :mod:`hashbench.reproductions.uhga2020`):
-
-- ``NAME``, ``TITLE``, ``DATASETS`` (dataset name -> {"metric": label, "topk": K or None}),
-  ``display_order(methods)`` (by the methods' own ``display_rank``), ``published()`` (the published
-  values as a frame, read from package data so a wheel has them),
-- ``required_cells(dataset)`` -> list of dict(method, bits, params, representation, track, tables),
-- ``missing_cells(frame, dataset, seeds)`` and ``commands(dataset, out, frame=..., seeds=...)``:
-  the ``hashbench run`` command lines that would produce what is missing,
-- ``tables(frame, dataset)`` -> {name: DataFrame beside the published values, with the gap},
-- ``claims(frame, scores_loader, dataset, seeds)`` -> DataFrame, ``render_claims_markdown(...)``,
-- ``render_outputs(frame, scores_loader, dataset, ...)`` -> {file name: text} for the CLI to write.
-
-Every function is pure (frames in, frames and strings out) apart from reading the package's own data.
+``reproduction(name)`` returns that object, ``get(name)`` the module, ``list_reproductions()`` the
+names. A second paper is a second module: add it to ``BUILTIN`` or register it from another package
+under the entry-point group ``hashbench.reproductions`` (``name = package.module``).
 """
 
 from __future__ import annotations
@@ -27,6 +18,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 
 from ..errors import UnknownName
+from .base import Reproduction
 
 ENTRY_POINT_GROUP = "hashbench.reproductions"
 #: name -> module path of the reproductions shipped with hashbench.
@@ -52,3 +44,12 @@ def get(name: str) -> ModuleType:
     if key not in known:
         raise UnknownName(f"no reproduction named {name!r}; available: {', '.join(sorted(known))}")
     return importlib.import_module(known[key].split(":")[0])
+
+
+def reproduction(name: str) -> Reproduction:
+    """The :class:`Reproduction` of the module called ``name`` (its ``REPRODUCTION``)."""
+    module = get(name)
+    found = getattr(module, "REPRODUCTION", None)
+    if not isinstance(found, Reproduction):
+        raise UnknownName(f"reproduction {name!r} ({module.__name__}) defines no REPRODUCTION")
+    return found
