@@ -25,7 +25,7 @@ import numpy as np
 
 from . import records as rec
 from .errors import InvalidInput, UnknownName, check_n_bits
-from .methods import RUNTIME_PARAMS, get_method, resolve_methods
+from .methods import RUNTIME_PARAMS, get_method, list_methods, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
 from .values import parse_value
 
@@ -341,7 +341,13 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
     seeds = parse_seeds(cfg.seeds)
     unknown = set(cfg.params) - set(methods)
     if unknown:
-        raise UnknownName(f"--set names method(s) not in this run: {', '.join(sorted(unknown))}")
+        registered = set(list_methods())
+        missing = sorted(unknown - registered)
+        if missing:
+            raise UnknownName(
+                f"--set names unknown method(s): {', '.join(missing)}; see `hashbench methods` for the names"
+            )
+        raise UnknownName(f"--set names method(s) not in this run: {', '.join(sorted(unknown))}; add them to --methods")
     if cfg.track not in (None, "features", "end2end"):
         raise InvalidInput(f"unknown track {cfg.track!r}; use --track features or --track end2end")
     if cfg.split_seed is not None:

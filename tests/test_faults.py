@@ -562,3 +562,37 @@ def test_rescore_with_a_cutoff_says_which(small_run, tmp_path, capsys):
     out = _copy_run(small_run, tmp_path / "o")
     assert main(["rescore", "--out", str(out), "--topk", "1000"]) == 0
     assert "MAP@1000" in capsys.readouterr().out
+
+
+def test_corrupt_images_are_reported_together_and_empty_classes_warned(tmp_path):
+    """Every corrupt image of a decode in one message with the count; an empty class folder is named."""
+    from PIL import Image
+
+    from hashbench.datasets.imagefolder import decode_many, load_imagefolder
+    from hashbench.errors import InvalidInput
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "empty").mkdir()
+    for name in ("a/1.png", "b/2.png"):
+        (tmp_path / name).write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match=r"1 class folder\(s\) without images left out \(empty\)"):
+        ds = load_imagefolder(tmp_path)
+    with pytest.raises(InvalidInput, match=r"^2 of 6 image files cannot be decoded: "):
+        decode_many(ds.extra["paths"], size=(8, 8), processes=1)
+
+
+def test_set_for_an_unknown_method_says_unknown():
+    from hashbench.datasets import load_dataset
+    from hashbench.errors import UnknownName
+    from hashbench.plan import RunConfig, plan
+
+    ds = load_dataset("digits")
+    cfg = RunConfig(dataset="digits", methods=["lsh"], params={"nosuch": {"x": [1]}}, out="unused")
+    with pytest.raises(UnknownName, match="unknown method"):
+        plan(cfg, ds, "cpu")
+    cfg = RunConfig(dataset="digits", methods=["lsh"], params={"itq": {"n_iter": [1]}}, out="unused")
+    with pytest.raises(UnknownName, match="not in this run"):
+        plan(cfg, ds, "cpu")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -72,8 +73,27 @@ def decode_image(path: str | os.PathLike, size: tuple[int, int] | None = None, m
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def _decode_chunk(paths: Sequence[str], size: tuple[int, int] | None, mode: str) -> np.ndarray:
-    return np.stack([decode_image(p, size, mode) for p in paths])
+def _decode_chunk(paths: Sequence[str], size: tuple[int, int] | None, mode: str) -> tuple[np.ndarray, list[str]]:
+    """The decoded images of ``paths`` (zeros where a file is corrupt) and the corrupt files' messages."""
+    out, bad = [], []
+    for p in paths:
+        try:
+            out.append(decode_image(p, size, mode))
+        except InvalidInput as e:
+            bad.append(str(e))
+            out.append(None)
+    shape = next((a.shape for a in out if a is not None), None)
+    if shape is None:
+        return np.zeros((0, 0, 0, 0), np.uint8), bad
+    return np.stack([a if a is not None else np.zeros(shape, np.uint8) for a in out]), bad
+
+
+def _raise_corrupt(bad: list[str], total: int) -> None:
+    """One error for every corrupt file of a decode: the count and the first few, not one per run."""
+    if bad:
+        shown = "; ".join(bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise InvalidInput(f"{len(bad)} of {total} image files cannot be decoded: {shown}{more}")
 
 
 def decode_many(
@@ -96,14 +116,17 @@ def decode_many(
         size = first.shape[:2]
     n_proc = processes if processes is not None else min(os.cpu_count() or 1, 8)
     if n_proc <= 1 or len(paths) < _PARALLEL_MIN:
-        return _decode_chunk(paths, size, mode)
+        images, bad = _decode_chunk(paths, size, mode)
+        _raise_corrupt(bad, len(paths))
+        return images
     n_chunks = n_proc * 4
     bounds = np.linspace(0, len(paths), n_chunks + 1).astype(int)
     chunks = [paths[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx) as ex:
         parts = list(ex.map(_decode_chunk, chunks, [size] * len(chunks), [mode] * len(chunks)))
-    return np.concatenate(parts)
+    _raise_corrupt([m for _, bad in parts for m in bad], len(paths))
+    return np.concatenate([images for images, _ in parts])
 
 
 @dataclass
@@ -158,9 +181,11 @@ def load_imagefolder(directory: str | os.PathLike) -> Dataset:
     classes: list[str] = []
     paths: list[str] = []
     labels: list[int] = []
+    empty = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         files = list_images(sub)
         if not files:
+            empty.append(sub.name)
             continue
         labels.extend([len(classes)] * len(files))
         classes.append(sub.name)
@@ -169,6 +194,13 @@ def load_imagefolder(directory: str | os.PathLike) -> Dataset:
         raise DatasetNotFound(
             f"image folder {root} holds no class sub-folders with images; expected DIR/<class>/<image files> "
             f"(extensions {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    if empty:
+        warnings.warn(
+            f"image folder {root}: {len(empty)} class folder(s) without images left out "
+            f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}); add images or remove them",
+            UserWarning,
+            stacklevel=2,
         )
     size, mode = first_image_geometry(paths[0])
     y = np.asarray(labels, dtype=np.int64)

@@ -224,7 +224,9 @@ def compute_features(
     folder = cache.resolve_cache_dir(cache_dir) if _cached(rep) else None
     if folder is None:
         fn = _extractor(rep, weights, device, download, None)
-        return _with_bar(progress, rep, len(idx), 0, lambda bar: _compute(dataset, idx, rotate, fn, bs, bar))
+        # pixels take milliseconds: a bar would only flash an absurd rate
+        show = progress and rep != "pixels"
+        return _with_bar(show, rep, len(idx), 0, lambda bar: _compute(dataset, idx, rotate, fn, bs, bar))
 
     key = feature_key(dataset, rep, rotate=rotate, weights=weights)
     label = f"{dataset.name}-{rep}-r{rotate}"
