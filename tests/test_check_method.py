@@ -80,12 +80,14 @@ def test_every_method_declares_a_version_and_every_parameter(name):
 
 def test_runtime_params_change_how_a_fit_runs_not_its_codes(tmp_path):
     """The parameters in RUNTIME_PARAMS stay out of record keys: they must not change the codes."""
-    assert RUNTIME_PARAMS == frozenset({"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs"})
+    assert RUNTIME_PARAMS == frozenset(
+        {"device", "verbose", "checkpoint_dir", "checkpoint_every", "n_jobs", "curve_every"}
+    )
     from hashbench.testing import suite_data
 
     d = suite_data()
     plain = build("ssdh").fit(d.features_train).encode(d.features_query)
-    runtime = build("ssdh", verbose=True, checkpoint_dir=str(tmp_path), checkpoint_every=2)
+    runtime = build("ssdh", verbose=True, checkpoint_dir=str(tmp_path), checkpoint_every=2, curve_every=1)
     assert (runtime.fit(d.features_train).encode(d.features_query) == plain).all()
     assert list(tmp_path.glob("*.pt")), "the checkpoint folder was not used"
 
