@@ -454,6 +454,20 @@ def _load_entry_points() -> None:
         _REGISTRY.setdefault(ep.name.lower(), ep)  # loaded lazily in get_method
 
 
+def regimes_of(cls: type[HashMethod]) -> list[str]:
+    """What a method class can train on, read from its declared constraints: the values of its
+    ``track`` parameter, plus ``finetune:K`` and ``finetune:all`` when it takes ``train_stages``;
+    else its ``input`` ("features" or "images")."""
+    constraints = getattr(cls, "parameter_constraints", {})
+    out = [str(v) for c in constraints.get("track", []) if isinstance(c, Options) for v in c.values]
+    if "train_stages" in constraints:
+        out += ["finetune:K", "finetune:all"]
+    if not out:
+        inp = cls.input if isinstance(cls.__dict__.get("input"), str) else None
+        out = [inp or str(cls().input)]
+    return out
+
+
 def list_methods(pattern: str = "*") -> list[str]:
     """Names of the registered methods matching a shell-style pattern, sorted."""
     _load_entry_points()

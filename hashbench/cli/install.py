@@ -95,16 +95,16 @@ def cmd_datasets(args, argv) -> int:
 
 
 def cmd_methods(args, argv) -> int:
-    from ..methods import get_method, list_methods  # the registry loads scikit-learn
+    from ..methods import get_method, list_methods, regimes_of  # the registry loads scikit-learn
 
     rows = []
     for name in list_methods(args.pattern):
         try:
             cls = get_method(name)
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            inp = "images" if cls().input == "images" else ("features or images" if cls.deep else "features")
+            inp = ", ".join(regimes_of(cls))
         except Exception as exc:  # a broken third-party entry point should not hide the others
             doc, inp = f"(cannot load: {exc})", "?"
-        rows.append({"method": name, "input": inp, "description": doc})
+        rows.append({"method": name, "trains on": inp, "description": doc})
     print(pd.DataFrame(rows).to_markdown(index=False))
     return 0
