@@ -11,7 +11,7 @@ from .. import reproductions
 from ..errors import InvalidInput
 from ..io import atomic_write_text
 from ..scoring import load_scores
-from ..tables import load_frame
+from ..tables import load_frame, portable
 from .common import HelpFormatter, command_line, executor, train_stages
 from .runs import run_and_show
 
@@ -102,7 +102,13 @@ def cmd_paper(args, argv) -> int:
             f"--dataset {args.dataset} --out {args.out} --run`)"
         )
     files = repro.render_outputs(
-        df, load_scores, args.dataset, seeds, command=command_line(argv), representation=representation, track=track
+        df,
+        load_scores,
+        args.dataset,
+        seeds,
+        command=portable(command_line(argv)),  # committed outputs carry no machine path
+        representation=representation,
+        track=track,
     )
     out = folder / "paper" / repro.name
     if track != repro.default_track:  # another regime's tables go beside the default's, not over them
