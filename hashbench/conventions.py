@@ -148,6 +148,22 @@ def map_convention(
     return float(np.mean(ap))
 
 
+def convention_scores(df, convention: str, topk: int | None = None):
+    """MAP under ``convention`` of every record of a tables frame (its ``record_path`` column), from
+    the stored codes: a copy of ``df`` with the column ``map[CONVENTION]`` (what ``tables`` and
+    ``rescore --convention`` show)."""
+    from .records import read_record
+
+    _check_convention(convention)
+    out = df.copy()
+    values = []
+    for path in out["record_path"]:
+        r = read_record(path)
+        values.append(map_convention(r.query_codes, r.db_codes, r.query_labels, r.db_labels, topk, convention))
+    out[f"map[{convention}]"] = values
+    return out
+
+
 # -- the command ------------------------------------------------------------------------------------
 def _load_array(path: str, what: str) -> np.ndarray:
     p = Path(path)

@@ -185,3 +185,26 @@ def test_trec_eval_convention_equals_ranx():
     res = ranx.evaluate(qrels, run, ["map", "map@30"])
     assert abs(res["map"] - map_convention(q, db, ql, dl, None, "trec_eval")) < 1e-12
     assert abs(res["map@30"] - map_convention(q, db, ql, dl, 30, "trec_eval")) < 1e-12
+
+
+def test_tables_and_rescore_show_a_peers_convention(tmp_path, capsys):
+    """`tables --convention` / `rescore --convention` print MAP as that tool computes it from the
+    stored codes, labelled with the convention (the stored tables keep hashbench's MAP)."""
+    import glob
+
+    from hashbench.cli import main
+    from hashbench.conventions import map_convention
+    from hashbench.records import read_record
+
+    out = str(tmp_path)
+    assert main(["run", "--methods", "itq", "--dataset", "digits", "--bits", "16", "--out", out, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["tables", "--out", out, "--no-plots", "--convention", "trec_eval"]) == 0
+    text = capsys.readouterr().out
+    r = read_record(glob.glob(f"{out}/digits/records/itq-16b*")[0])
+    expected = map_convention(r.query_codes, r.db_codes, r.query_labels, r.db_labels, None, "trec_eval")
+    assert "MAP as trec_eval computes it" in text and f"{expected:.4f}" in text
+    assert main(["rescore", "--out", out, "--topk", "100", "--convention", "deephash-pytorch"]) == 0
+    text = capsys.readouterr().out
+    at100 = map_convention(r.query_codes, r.db_codes, r.query_labels, r.db_labels, 100, "deephash-pytorch")
+    assert "MAP@100 as deephash-pytorch computes it" in text and f"{at100:.4f}" in text

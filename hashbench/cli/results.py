@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import stats
 from ..ci_output import to_json
+from ..conventions import CONVENTIONS, convention_scores
 from ..errors import InvalidInput
 from ..io import atomic_write_text
 from ..records import CorruptRecord, iter_metas, iter_record_paths
@@ -33,6 +34,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--dataset", help="only this dataset's folder")
     p.add_argument("--recompute", action="store_true", help="recompute every record's scores from its codes first")
     p.add_argument("--no-plots", action="store_true", help="write tables only, no figures")
+    _convention_arg(p)
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("rescore", help="recompute scores from the stored codes (no retraining)", formatter_class=fmt)
@@ -45,6 +47,7 @@ def add_parsers(sub) -> None:
         "protocol's; the scores are cached beside it)",
     )
     p.add_argument("--precision-at", help="the N of precision@N, comma separated (default 100,500,1000,2000,5000)")
+    _convention_arg(p)
     p.set_defaults(func=cmd_rescore)
 
 
@@ -68,6 +71,25 @@ def add_compare_parser(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def _convention_arg(p) -> None:
+    p.add_argument(
+        "--convention",
+        choices=[c for c in CONVENTIONS if c != "hashbench"],
+        help="also print MAP as another tool computes it from the same codes (docs/METRICS.md, section 8)",
+    )
+
+
+def _show_convention(folder: Path, convention: str | None, topk: int | None = None) -> None:
+    """Print the folder's MAP under a peer's convention, saying which (the tables keep hashbench's)."""
+    if not convention:
+        return
+    df, _ = select(load_frame(folder))
+    scored = convention_scores(df, convention, topk)
+    cut = f"MAP@{topk}" if topk else "MAP"
+    print(f"{cut} as {convention} computes it, from the stored codes of {folder}:")
+    print(to_markdown(pivot(scored, f"map[{convention}]", ".4f", spread=True)))
+
+
 def cmd_tables(args, argv) -> int:
     for folder in dataset_folders(Path(args.out), args.dataset):
         if args.recompute:
@@ -78,6 +100,7 @@ def cmd_tables(args, argv) -> int:
         paths = write_outputs(folder, command_line(argv), plots=not args.no_plots)
         if paths:
             print("wrote " + ", ".join(str(p) for p in paths))
+        _show_convention(folder, getattr(args, "convention", None))
     return 0
 
 
@@ -115,6 +138,7 @@ def cmd_rescore(args, argv) -> int:
             pat = ",".join(str(n) for n in spec.get("precision_at", ()))
             print(f"{cut} (precision@N for N = {pat}) from the stored codes of {folder}:")
             print(to_markdown(pivot(df, "map", ".4f", spread=True)))
+        _show_convention(folder, getattr(args, "convention", None), args.topk)
     return 0
 
 
