@@ -16,8 +16,11 @@ HashGAN uses :func:`train_epochs` directly. Seeding and devices live in :mod:`ha
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import cache
 from .errors import HashbenchError, InvalidInput
-from .io import atomic_writer
+from .io import atomic_write_text, atomic_writer
 
 
 def split_validation(n: int, fraction: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -95,15 +99,28 @@ def _modules(state: Mapping[str, Any]) -> dict[str, torch.nn.Module]:
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """``torch.save`` through :func:`hashbench.io.atomic_writer`: a kill never leaves a half-written checkpoint."""
+    """``torch.save`` through :func:`hashbench.io.atomic_writer` (a kill never leaves a half-written
+    checkpoint), with a sha256 sidecar of its bytes (:func:`hashbench.cache.checksum_path`)."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = buf.getvalue()
+    atomic_write_text(cache.checksum_path(path), hashlib.sha256(data).hexdigest() + "\n")
     with atomic_writer(path) as f:
-        torch.save(payload, f)
+        f.write(data)
 
 
 def load_checkpoint(path: str | Path) -> dict | None:
-    """The payload saved by :func:`save_checkpoint`, or None when the file is absent."""
+    """The payload saved by :func:`save_checkpoint`, or None when the file is absent or its bytes do
+    not match their checksum (reported once by name, deleted: the fit starts from scratch)."""
     path = Path(path)
     if not path.exists():
+        return None
+    if cache.verify_entry(path) == "corrupt":
+        warnings.warn(
+            f"checkpoint {path} does not match its checksum; it is not used (training from scratch)", stacklevel=2
+        )
+        for p in (path, cache.checksum_path(path)):
+            p.unlink(missing_ok=True)
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

@@ -596,3 +596,35 @@ def test_set_for_an_unknown_method_says_unknown():
     cfg = RunConfig(dataset="digits", methods=["lsh"], params={"itq": {"n_iter": [1]}}, out="unused")
     with pytest.raises(UnknownName, match="not in this run"):
         plan(cfg, ds, "cpu")
+
+
+def test_corrupt_checkpoint_is_not_used(tmp_path):
+    """A checkpoint carries a checksum; flipped bytes are reported by name and the fit starts over,
+    giving the codes of a fit that never had a checkpoint."""
+    import torch
+    from hashbench_baselines.ssdh import SSDH
+
+    from hashbench.loop import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"w": torch.arange(4.0)})
+    assert load_checkpoint(path)["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        assert load_checkpoint(path) is None
+    assert not path.exists()
+
+    X = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
+    kw = dict(n_bits=8, epochs=2, batch_size=16, hidden=8, device="cpu")
+    ref = SSDH(**kw).fit(X).encode(X)
+    ck = tmp_path / "ck"
+    SSDH(**kw, checkpoint_dir=str(ck)).fit(X)
+    for f in ck.glob("*.pt"):
+        b = bytearray(f.read_bytes())
+        b[100] ^= 0xFF
+        f.write_bytes(bytes(b))
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        again = SSDH(**kw, checkpoint_dir=str(ck)).fit(X).encode(X)
+    np.testing.assert_array_equal(again, ref)
