@@ -628,3 +628,22 @@ def test_corrupt_checkpoint_is_not_used(tmp_path):
     with pytest.warns(UserWarning, match="does not match its checksum"):
         again = SSDH(**kw, checkpoint_dir=str(ck)).fit(X).encode(X)
     np.testing.assert_array_equal(again, ref)
+
+
+def test_corrupt_onnx_graph_is_exported_again(tmp_path):
+    """The cached ONNX graph carries a checksum like every cache entry: flipped bytes are reported and
+    the graph is exported again, never loaded."""
+    pytest.importorskip("onnxruntime")
+    from hashbench.features import cnn
+
+    spec = cnn.parse_cnn("efficientnet-lite0@32")
+    net = cnn.backbone(spec, "imagenet")
+    wid = cnn.weights_id(spec.name, "imagenet")
+    path = cnn._onnx_model(net, spec, wid, tmp_path)
+    good = path.read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    path.write_bytes(bytes(bad))
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        again = cnn._onnx_model(net, spec, wid, tmp_path)
+    assert again == path and path.read_bytes() == good

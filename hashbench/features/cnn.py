@@ -38,6 +38,7 @@ a state dict; no weights is :class:`~hashbench.errors.MissingWeights`, never a r
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import re
@@ -733,7 +734,7 @@ def _onnx_model(net, spec: CNNSpec, wid: str, cache_dir: Path | None, cut: int =
     import torch
 
     from .. import cache
-    from ..io import atomic_writer
+    from ..io import atomic_write_text, atomic_writer
 
     key = {
         "arch": spec.arch,
@@ -749,10 +750,15 @@ def _onnx_model(net, spec: CNNSpec, wid: str, cache_dir: Path | None, cut: int =
     path = cache.entry_path(Path(cache_dir), "onnx", spec.name + (f"-cut{cut}" if cut else ""), key).with_suffix(
         ".onnx"
     )
+    if path.is_file() and cache.verify_entry(path) == "corrupt":  # checked like every cache entry
+        warnings.warn(f"cached ONNX graph {path} does not match its checksum; exporting it again", stacklevel=2)
+        path.unlink(missing_ok=True)
     if not path.is_file():
         try:
+            data = export_onnx(net, spec.image_size)
+            atomic_write_text(cache.checksum_path(path), hashlib.sha256(data).hexdigest() + "\n")
             with atomic_writer(path) as fh:
-                export_onnx(net, spec.image_size, fh)
+                fh.write(data)
         except OSError:  # an unwritable cache: export to memory
             return export_onnx(net, spec.image_size)
     return path
