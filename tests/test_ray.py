@@ -246,9 +246,12 @@ def test_same_grid_on_local_and_ray(cluster, tmp_path):
     sa, sb = _scores(local), _scores(ray_out)
     assert sorted(sa) == sorted(sb) and len(sa) == 4
     for name, (scores, arrays) in sa.items():
-        assert scores == sb[name][0], name
+        assert {k: v for k, v in scores.items() if "sha256" not in k} == {
+            k: v for k, v in sb[name][0].items() if "sha256" not in k
+        }, name
         for k, v in arrays.items():
-            np.testing.assert_array_equal(v, sb[name][1][k])
+            if "sha256" not in k:  # checksums of files whose metadata holds timings: they differ
+                np.testing.assert_array_equal(v, sb[name][1][k])
     assert (local / "digits" / "map.csv").read_text() == (ray_out / "digits" / "map.csv").read_text()
 
 
