@@ -29,24 +29,21 @@ import torch
 from hashbench_baselines.ssdh import ssdh_loss
 from tabulate import tabulate
 
-from hashbench.features.cnn import stage_split
+from hashbench.features.cnn import backbone, parse_cnn, stage_split
 from hashbench.nets import feature_net, finetune_net
 
 
 def _network(regime: str, arch: str, n_bits: int, n: int):
     """(net, input batch maker) for a regime, standardised on ``n`` random training inputs."""
     rng = torch.Generator().manual_seed(0)
-    if regime == "features":
-        _, stages, _ = stage_split(arch, "imagenet", 1)
-        size = int(arch.split("@")[1]) if "@" in arch else 224
-        frozen, _, _ = stage_split(arch, "imagenet", 1)
+    size = parse_cnn(arch).image_size
+    if regime == "features":  # the representation's pooled features, once
         with torch.no_grad():
-            X = stages(frozen(torch.randn(n, 3, size, size, generator=rng))).numpy()
+            X = backbone(arch, "imagenet")(torch.randn(n, 3, size, size, generator=rng)).numpy()
         net = feature_net(X, n_bits)
         return net, lambda b: torch.randn(b, X.shape[1], generator=rng)
     k = "all" if regime == "finetune:all" else int(regime.split(":")[1])
-    frozen, _, shape = stage_split(arch, "imagenet", k)
-    size = int(arch.split("@")[1]) if "@" in arch else 224
+    frozen, _, _ = stage_split(arch, "imagenet", k)
     if k == "all":
         make = lambda b: torch.randn(b, 3, size, size, generator=rng)  # noqa: E731
     else:
