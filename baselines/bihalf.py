@@ -58,7 +58,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
+from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.methods import Interval
 
 
@@ -162,11 +162,8 @@ class BiHalf(DeepHashMethod):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
+        *args: Any,
         arch: str = "vgg16",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
         batch_size: int = 32,
         lr: float = 1e-2,
         gamma: float = 6.0,
@@ -175,39 +172,9 @@ class BiHalf(DeepHashMethod):
         weight_decay: float = 5e-4,
         lr_step: int | None = 120,
         hidden: int = 0,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, arch=arch, batch_size=batch_size, lr=lr, hidden=hidden, **common)
         self.gamma = gamma
         self.input_dropout = input_dropout
         self.momentum = momentum

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
+from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.methods import Interval
 
 from .bihalf import cosine_reconstruction_loss, official_sgd, reconstruction_batch
@@ -110,11 +110,8 @@ class GreedyHash(DeepHashMethod):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
+        *args: Any,
         arch: str = "vgg16",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
         batch_size: int = 32,
         lr: float = 3e-2,
         alpha: float = 0.1,
@@ -122,39 +119,9 @@ class GreedyHash(DeepHashMethod):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         hidden: int = 0,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, arch=arch, batch_size=batch_size, lr=lr, hidden=hidden, **common)
         self.alpha = alpha
         self.input_dropout = input_dropout
         self.momentum = momentum

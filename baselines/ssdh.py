@@ -31,10 +31,11 @@ Departures from the reference code (yangerkun/IJCAI2018_SSDH, HEAD 49d1938):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
-from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
+from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.methods import Interval, Options
 from hashbench.similarity import RULES, semantic_similarity
 
@@ -89,52 +90,16 @@ class SSDH(DeepHashMethod):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
+        *args: Any,
         arch: str = "vgg16",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
-        batch_size: int = 24,
-        lr: float = 1e-3,
         adam_eps: float | None = None,
         alpha: float = 2.0,
         beta: float = 2.0,
         bins: int = 100,
         rule: str = "paper",
-        hidden: int = 1024,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, arch=arch, **common)
         self.adam_eps = adam_eps
         self.alpha = alpha
         self.beta = beta

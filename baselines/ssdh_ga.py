@@ -8,10 +8,12 @@ departures from the reference code are documented in :mod:`hashbench_baselines.g
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from hashbench.deep import CURVE_EVERY, FitContext
+from hashbench.deep import FitContext
 from hashbench.methods import Boolean
 
 from .gradient_attention import ATTENTION_CONSTRAINTS, AttentionTrained
@@ -38,60 +40,13 @@ class SSDHGA(AttentionTrained, SSDH):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
-        arch: str = "vgg16",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
-        batch_size: int = 24,
-        lr: float = 1e-3,
-        adam_eps: float | None = None,
-        alpha: float = 2.0,
-        beta: float = 2.0,
-        bins: int = 100,
-        rule: str = "paper",
+        *args: Any,
         attention_lr: float = 0.08,
         attention_hidden: int = 100,
         paired_batches: bool = True,
-        hidden: int = 1024,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            adam_eps=adam_eps,
-            alpha=alpha,
-            beta=beta,
-            bins=bins,
-            rule=rule,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, **common)
         self.attention_lr = attention_lr
         self.attention_hidden = attention_hidden
         self.paired_batches = paired_batches

@@ -79,7 +79,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
+from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
 from hashbench.methods import Interval, registered_name
 from hashbench.similarity import cosine_distance_matrix
@@ -216,11 +216,7 @@ class UHGA(DeepHashMethod):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
-        arch: str = "alexnet",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
+        *args: Any,
         batch_size: int = 128,
         lr: float | None = None,
         sim_threshold: float | None = None,
@@ -233,40 +229,9 @@ class UHGA(DeepHashMethod):
         lr_step_epochs: int = 30,
         scale_growth: float = 0.005,
         scale_every: int = 200,
-        hidden: int = 1024,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, batch_size=batch_size, lr=lr, **common)
         self.sim_threshold = sim_threshold
         self.sim_quantile = sim_quantile
         self.gamma = gamma
@@ -404,69 +369,12 @@ class UHGAGA(AttentionTrained, UHGA):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
-        arch: str = "alexnet",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
-        batch_size: int = 128,
-        lr: float | None = None,
-        sim_threshold: float | None = None,
-        sim_quantile: float = 0.9,
-        gamma: float = 0.2,
-        positive_weight: float = 10.0,
-        hash_lr_mult: float = 10.0,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        lr_step_epochs: int = 30,
-        scale_growth: float = 0.005,
-        scale_every: int = 200,
+        *args: Any,
         attention_lr: float = 0.08,
         attention_hidden: int = 100,
-        hidden: int = 1024,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            sim_threshold=sim_threshold,
-            sim_quantile=sim_quantile,
-            gamma=gamma,
-            positive_weight=positive_weight,
-            hash_lr_mult=hash_lr_mult,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            lr_step_epochs=lr_step_epochs,
-            scale_growth=scale_growth,
-            scale_every=scale_every,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, **common)
         self.attention_lr = attention_lr
         self.attention_hidden = attention_hidden
 

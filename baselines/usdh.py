@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hashbench.deep import CURVE_EVERY, DeepHashMethod, FitContext
+from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
 from hashbench.methods import Interval, Options, fit_context, validate_features
 from hashbench.similarity import cosine_distance_matrix, semantic_similarity
@@ -157,53 +157,18 @@ class USDH(DeepHashMethod):
 
     def __init__(
         self,
-        n_bits: int = 32,
-        track: str = "features",
+        *args: Any,
         arch: str = "vgg16",
-        weights: str | None = "imagenet",
-        epochs: int | None = None,
         batch_size: int = 64,
-        lr: float = 1e-3,
         w_q: float = 0.1,
         w_ent: float = 0.1,
         w_rot: float = 0.1,
         similarity: str = "knn",
         neighbors: float = 0.05,
         dissimilar_quantile: float = 0.5,
-        hidden: int = 1024,
-        train_stages: int | str | None = None,
-        backbone_lr: float = 0.01,
-        backbone_bn: str = "frozen",
-        validation_fraction: float = 0.0,
-        patience: int | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 1,
-        curve_every: int = CURVE_EVERY,
-        device: str = "auto",
-        random_state: int = 0,
-        verbose: bool = False,
+        **common: Any,
     ):
-        super().__init__(
-            n_bits=n_bits,
-            track=track,
-            arch=arch,
-            weights=weights,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            hidden=hidden,
-            train_stages=train_stages,
-            backbone_lr=backbone_lr,
-            backbone_bn=backbone_bn,
-            validation_fraction=validation_fraction,
-            patience=patience,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            curve_every=curve_every,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(*args, arch=arch, batch_size=batch_size, **common)
         self.w_q = w_q
         self.w_ent = w_ent
         self.w_rot = w_rot

@@ -15,6 +15,7 @@ the pairwise loss comes from the method (e.g. ``hashbench_baselines.ssdh.ssdh_lo
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,28 @@ def config_key(params: Mapping[str, Any], *arrays: np.ndarray) -> str:
     return json_digest({"params": clean, "data": array_digest(*arrays, length=64)}, length=64)
 
 
+def _merged_signature(init: Any, parent_init: Any) -> inspect.Signature | None:
+    """The signature of a subclass's ``init`` that passes ``*args`` and ``**common`` on to
+    ``parent_init``: ``self``, the parent's positional parameters that ``*args`` passes on (none
+    without ``*args``), ``init``'s own parameters as declared, then the parent's other parameters
+    in its order, keyword-only. None where ``init`` takes no ``**`` (it lists every parameter)."""
+    own = inspect.signature(init)
+    kinds = {p.kind for p in own.parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        return None
+    self_param, *declared = own.parameters.values()
+    listed = [p for p in declared if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = {p.name for p in listed}
+    inherited = [p for p in list(inspect.signature(parent_init).parameters.values())[1:] if p.name not in names]
+    positional = (
+        [p for p in inherited if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if inspect.Parameter.VAR_POSITIONAL in kinds
+        else []
+    )
+    rest = [p.replace(kind=p.KEYWORD_ONLY) for p in inherited if p not in positional]
+    return own.replace(parameters=[self_param, *positional, *listed, *rest])
+
+
 @dataclass
 class FitContext:
     """Everything a deep method's extension points need during one fit.
@@ -153,8 +176,25 @@ class FitContext:
 class DeepHashMethod(HashMethod):
     """Base class of the deep hashing methods (SSDH, SSDH+GA, UHGA, UHGA+GA, USDH).
 
-    Common parameters (a subclass's ``__init__`` lists these plus its own, storing each under
-    its name, as scikit-learn requires; its ``parameter_constraints`` extends this class's):
+    Declaring parameters: a subclass's ``__init__`` takes ``*args`` (``n_bits``, the one positional
+    parameter), then, keyword-only, its own parameters and those of the common ones below whose
+    default it changes, then ``**common``; it passes ``*args``, the common ones it lists and
+    ``**common`` to ``super().__init__`` and stores each of its own under its name::
+
+        def __init__(self, *args: Any, arch: str = "vgg16", alpha: float = 2.0, **common: Any):
+            super().__init__(*args, arch=arch, **common)
+            self.alpha = alpha
+
+    :meth:`__init_subclass__` gives that ``__init__`` the merged signature, which scikit-learn's
+    ``get_params``, ``set_params`` and ``clone`` (and ``help``) read: ``n_bits``, the subclass's
+    parameters in its order, then the other inherited ones in the parent's order, defaults as
+    declared: ``SSDH(n_bits=32, *, arch='vgg16', ..., track='features', ...)``. A subclass of a
+    subclass (SSDH+GA of SSDH) declares its ``__init__`` the same way and inherits its parent's
+    merged parameters. An ``__init__`` without ``**common`` lists every parameter itself and keeps
+    its own signature. ``parameter_constraints`` extends the parent's
+    (``{**DeepHashMethod.parameter_constraints, "alpha": [...]}``).
+
+    Common parameters:
 
         n_bits: code length K.
         track: ``"features"`` (train a hash head on a representation's features; ``input`` is
@@ -234,6 +274,7 @@ class DeepHashMethod(HashMethod):
     def __init__(
         self,
         n_bits: int = 32,
+        *,
         track: str = "features",
         arch: str = "alexnet",
         weights: str | None = "imagenet",
@@ -272,6 +313,16 @@ class DeepHashMethod(HashMethod):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give a subclass's ``__init__`` that ends in ``**common`` the merged signature (see the class
+        docstring), so that scikit-learn sees every parameter it passes on."""
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            signature = _merged_signature(init, super(cls, cls).__init__)
+            if signature is not None:
+                init.__signature__ = signature
+        super().__init_subclass__(**kwargs)
 
     @property
     def regime(self) -> str:
