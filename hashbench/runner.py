@@ -88,10 +88,12 @@ def _bar(items, total: int, enabled: bool):
     return items, bar
 
 
-def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) -> RunResult:
+def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None, bar=None) -> RunResult:
     """Run every cell of the grid (skipping finished ones unless ``cfg.force``), then score every record.
 
     Failed cells are in ``result.failed``; call ``result.raise_for_failures()`` once tables are written.
+    ``bar``: a progress bar (tqdm) shared by several runs (``paper --run``: one bar, one ETA over the
+    whole plan), advanced by one per finished cell and left open; without it a run draws its own.
     """
     ensure_writable_dir(cfg.out)
     reset()
@@ -110,7 +112,10 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
     if todo:
         prepare(ctx, todo)
         executor = executor or LocalExecutor(cfg.jobs)
-        outcomes, bar = _bar(executor.run(ctx, todo), len(todo), cfg.progress)
+        own = bar is None
+        outcomes, bar = (
+            _bar(executor.run(ctx, todo), len(todo), cfg.progress) if own else (executor.run(ctx, todo), bar)
+        )
         try:
             for o in outcomes:
                 if o.error is None:
@@ -124,7 +129,7 @@ def run_grid(cfg: RunConfig, log: Callable[[str], None] = print, executor=None) 
                     bar.set_description(o.task.label)
                     bar.update(1)
         finally:
-            if bar is not None:
+            if bar is not None and own:
                 bar.close()
     score_all(result.record_paths, result.spec, progress=cfg.progress)
     return result

@@ -137,7 +137,14 @@ def test_names_and_order():
 
 
 def test_required_cells():
-    cells = paper.required_cells("cifar10")
+    every = paper.required_cells("cifar10")
+    # the speed-up claims' learning curves: SSDH, SSDH+GA, UHGA, UHGA+GA with a validation part, last
+    curves = every[80:]
+    assert len(curves) == 4 * 4 and all(c["tables"] == () and c["runtime"] == {"curve_every": 1} for c in curves)
+    assert {c["method"] for c in curves} == {"ssdh", "ssdh+ga", "uhga", "uhga+ga"}
+    assert all(c["params"] == {"validation_fraction": 0.1} for c in curves)
+    cells = paper.required_cells("cifar10", tables=[2, 3, 4])
+    assert cells == every[:80]
     # Tables 3 (4 methods) and 4 (8) share SSDH and UHGA+GA: 10 methods x 4 lengths, plus Table 2's 10 values
     assert len(cells) == 10 * 4 + 10 * 4
     by_method = {}
@@ -167,19 +174,28 @@ def test_commands_from_nothing():
         # 0.3 is uhga+ga's default: the first command produces it
         f"hashbench run --dataset cifar10 --methods uhga+ga --features {CNN} --track features --bits 16,32,64,128 "
         "--seeds 0,1,2 --out runs/paper --set uhga+ga.sim_threshold=0,0.1,0.2,0.4,0.5,0.6,0.7,0.8,0.9",
+        # the speed-up claims' learning curves, last: every --set spelled out
+        f"hashbench run --dataset cifar10 --methods ssdh,ssdh+ga,uhga,uhga+ga --features {CNN} --track features "
+        "--bits 16,32,64,128 --seeds 0,1,2 --out runs/paper "
+        + " ".join(
+            f"--set {m}.{p}"
+            for m in ("ssdh", "ssdh+ga", "uhga", "uhga+ga")
+            for p in ("curve_every=1", "validation_fraction=0.1")
+        ),
     ]
     for line in lines:
         assert shlex.split(line)[:2] == ["hashbench", "run"]
     # without knowing the default, the sweep asks for every value
-    assert "sim_threshold=0,0.1,0.2,0.3,0.4" in paper.commands("cifar10", "o", defaults=NO_DEFAULTS)[-1]
+    assert "sim_threshold=0,0.1,0.2,0.3,0.4" in paper.commands("cifar10", "o", defaults=NO_DEFAULTS)[-2]
 
 
 def test_commands_only_for_missing_cells():
     run = _full_run(seeds=(0,))
-    assert paper.missing_cells(run.frame, "cifar10", [0], defaults=_defaults) == []
-    assert paper.commands("cifar10", "out", frame=run.frame, seeds=[0], defaults=_defaults) == []
+    tables = [2, 3, 4]  # the tables' cells (the speed-up claims' curves are tested below)
+    assert paper.missing_cells(run.frame, "cifar10", [0], defaults=_defaults, tables=tables) == []
+    assert paper.commands("cifar10", "out", frame=run.frame, seeds=[0], defaults=_defaults, tables=tables) == []
     # without the default, the 0.3 cells of Table 2 count as missing (no record says sim_threshold=0.3)
-    missing = paper.missing_cells(run.frame, "cifar10", [0], defaults=NO_DEFAULTS)
+    missing = paper.missing_cells(run.frame, "cifar10", [0], defaults=NO_DEFAULTS, tables=tables)
     assert {(c["method"], c["params"]["sim_threshold"]) for c in missing} == {("uhga+ga", 0.3)}
 
     frame = run.frame
@@ -188,14 +204,15 @@ def test_commands_only_for_missing_cells():
     lines = paper.commands(
         "cifar10", "out", frame=frame, seeds=[0, 1], data_root="/d", extra=["--threads", "1"], defaults=_defaults
     )
+    assert len(lines) == 3 and "validation_fraction=0.1" in lines[-1]  # the curves are missing too
     # seed 1 is missing everywhere: every cell gets a command; check the two holes of seed 0 instead
-    missing0 = paper.missing_cells(frame, "cifar10", [0], defaults=_defaults)
+    missing0 = paper.missing_cells(frame, "cifar10", [0], defaults=_defaults, tables=tables)
     assert sorted((c["method"], c["bits"], tuple(c["params"].items())) for c in missing0) == [
         ("ssdh", 64, ()),
         ("uhga+ga", 16, (("sim_threshold", 0.9),)),
     ]
     assert all(line.endswith("--data-root /d --threads 1") for line in lines)
-    lines0 = paper.commands("cifar10", "out", frame=frame, seeds=[0], defaults=_defaults)
+    lines0 = paper.commands("cifar10", "out", frame=frame, seeds=[0], defaults=_defaults, tables=tables)
     assert lines0 == [
         f"hashbench run --dataset cifar10 --methods ssdh --features {CNN} --track features --bits 64 --seeds 0 "
         "--out out",
@@ -356,6 +373,7 @@ def test_nuswide_small_fake_frame():
         "table4.csv",
         "claims.md",
         "claims.csv",
+        "speedup.csv",
     }
     assert "MAP@5000" in out["table4.md"] and "Warning" not in out["table4.md"]
     t4 = pd.read_csv(io.StringIO(out["table4.csv"]))

@@ -39,9 +39,10 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_paper)
 
 
-def run_planned(run, threads: int | None = None, jobs: int | None = None) -> int:
+def run_planned(run, threads: int | None = None, jobs: int | None = None, bar=None) -> int:
     """Run one :class:`~hashbench.reproductions.base.PlannedRun` as ``hashbench run`` with its
-    options would: the same RunConfig (its command line stored in the records), tables and figures."""
+    options would: the same RunConfig (its command line stored in the records), tables and figures.
+    ``bar``: the plan's progress bar (the run advances it instead of drawing its own)."""
     from ..device import keep_freed_memory, limit_threads  # torch
     from ..runner import RunConfig, parse_params
 
@@ -56,12 +57,31 @@ def run_planned(run, threads: int | None = None, jobs: int | None = None) -> int
         representation=run.representation,
         track=None if run.train_stages is not None else run.track,
         train_stages=None if run.train_stages is None else train_stages(run.train_stages),
-        params=parse_params([run.sweep] if run.sweep else []),  # as --set parses it: 0 stays an int
+        params=parse_params(run.set_items),  # as --set parses it: 0 stays an int
         out=run.out,
         jobs=jobs or 1,
         command=run.command_line(),
     )
-    return run_and_show(cfg, executor("local", jobs=jobs or 1), run.command_line())
+    return run_and_show(cfg, executor("local", jobs=jobs or 1), run.command_line(), bar=bar, show=bar is None)
+
+
+def plan_bar(n_cells: int, n_runs: int):
+    """One progress bar over every cell of a ``paper --run`` plan (its ETA covers the whole plan);
+    None when there is nothing to run."""
+    if n_cells == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_cells, unit="cell", desc=f"paper: {n_cells} cells in {n_runs} runs", leave=True)
+
+
+def run_command_of(argv: list[str]) -> str:
+    """The command that runs a reproduction's missing cells: this one with ``--run`` (and a data
+    folder), without machine paths (committed outputs name it)."""
+    args = [a for a in argv if a != "--run"] + ["--run"]
+    if not any(a == "--data-root" or a.startswith("--data-root=") for a in args):
+        args += ["--data-root", "DIR"]
+    return portable(command_line(args))
 
 
 def cmd_paper(args, argv) -> int:
@@ -92,9 +112,19 @@ def cmd_paper(args, argv) -> int:
     )
     if runs and not args.run:
         print("Missing cells; run these (or add --run):\n" + "\n".join(r.command_line() for r in runs))
-    for run in runs if args.run else []:
-        print(f"running: {run.command_line()}", flush=True)
-        run_planned(run, threads=args.threads or None, jobs=args.jobs)
+    if runs and args.run:
+        kw = {"representation": representation, "track": track}
+        n_cells = sum(len(c["missing_seeds"]) for c in repro.missing_cells(frame(), args.dataset, seeds, **kw))
+        print(f"plan: {n_cells} cells in {len(runs)} runs (interrupt at any time: the same command resumes)")
+        bar = plan_bar(n_cells, len(runs))
+        try:
+            for i, run in enumerate(runs, 1):
+                message = f"run {i} of {len(runs)}: {run.command_line()}"
+                (bar.write if bar is not None else print)(message)
+                run_planned(run, threads=args.threads or None, jobs=args.jobs, bar=bar)
+        finally:
+            if bar is not None:
+                bar.close()
     df = frame()
     if df.empty:
         raise InvalidInput(
@@ -109,6 +139,7 @@ def cmd_paper(args, argv) -> int:
         command=portable(command_line(argv)),  # committed outputs carry no machine path
         representation=representation,
         track=track,
+        run_command=run_command_of(list(argv)),
     )
     out = folder / "paper" / repro.name
     if track != repro.default_track:  # another regime's tables go beside the default's, not over them

@@ -29,13 +29,16 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def run_and_show(cfg, runner_executor, command: str, plots: bool = True, as_json: bool = False) -> int:
+def run_and_show(
+    cfg, runner_executor, command: str, plots: bool = True, as_json: bool = False, bar=None, show: bool = True
+) -> int:
     """Run ``cfg``'s grid, write its folder's tables (and figures) and print this run's MAP table (or
-    JSON); a failed cell raises once the others are written. ``paper --run`` runs its cells this way."""
+    JSON); a failed cell raises once the others are written. ``paper --run`` runs its cells this way,
+    with one progress ``bar`` over all its runs and without the tables (``show=False``)."""
     from ..runner import run_grid  # torch
 
     with quiet(as_json):
-        result = run_grid(cfg, executor=runner_executor)
+        result = run_grid(cfg, executor=runner_executor, bar=bar)
         paths = write_outputs(result.folder, command, plots=plots)
     ours = set(str(p) for p in result.record_paths)
     df, _ = select(load_frame(result.folder))
@@ -44,7 +47,7 @@ def run_and_show(cfg, runner_executor, command: str, plots: bool = True, as_json
         print(to_json(mine[[c for c in JSON_COLUMNS if c in mine]], files=[str(p) for p in paths]))
         result.raise_for_failures()
         return 0
-    if not df.empty:
+    if not df.empty and show:
         print(to_markdown(pivot(df[df["record_path"].isin(ours)], "map", ".4f", spread=True)))
     print(
         "wrote " + ", ".join(str(p) for p in paths[:4]) + (f" and {len(paths) - 4} figures" if len(paths) > 4 else "")

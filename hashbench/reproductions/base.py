@@ -42,6 +42,10 @@ from ..stats import (
     same_params,
     select_rows,
 )
+from .speedup import SPEEDUP_COLUMNS, SpeedupClaim
+from .speedup import compare as speedup_compare
+from .speedup import render as render_speedups
+from .speedup import summarise as summarise_speedups
 
 Defaults = Callable[[str], Mapping[str, Any]] | None
 
@@ -120,6 +124,7 @@ class PlannedRun:
     sweep: str | None = None  # the --set item of a sweep, METHOD.PARAM=V1,V2,...
     data_root: str | None = None
     extra: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()  # further --set items (a speed-up claim's validation part and curve)
 
     @property
     def train_stages(self) -> str | None:
@@ -135,14 +140,19 @@ class PlannedRun:
         elif self.representation is not None:
             args += ["--features", self.representation, "--track", str(self.track)]
         args += ["--bits", ",".join(map(str, self.bits)), "--seeds", ",".join(map(str, self.seeds)), "--out", self.out]
-        if self.sweep:
-            args += ["--set", self.sweep]
+        for item in ([self.sweep] if self.sweep else []) + list(self.sets):
+            args += ["--set", item]
         if self.data_root:
             args += ["--data-root", str(self.data_root)]
         return args + list(self.extra)
 
     def command_line(self) -> str:
         return shlex.join(["hashbench", *self.argv()])
+
+    @property
+    def set_items(self) -> list[str]:
+        """Every --set item of the run (the sweep's first)."""
+        return ([self.sweep] if self.sweep else []) + list(self.sets)
 
 
 @dataclass(frozen=True)
@@ -165,7 +175,7 @@ class Reproduction:
     paper_names: Mapping[str, str]
     datasets: Mapping[str, Mapping[str, Any]]
     tables: Mapping[int, Table]
-    claims: tuple[Claim | BestValueClaim, ...] = ()
+    claims: tuple[Claim | BestValueClaim | SpeedupClaim, ...] = ()
     bits: tuple[int, ...] = (16, 32, 64, 128)
     reference_methods: tuple[str, ...] = ()
     default_representation: str = "cnn:efficientnet-lite0"
@@ -226,8 +236,11 @@ class Reproduction:
     ) -> list[dict[str, Any]]:
         """Every cell the tables need: one dict per (method, bits, params, input) with keys method,
         bits, params, representation, track and tables (the tables that show it). Tables share
-        their common cells; the sweeps' cells come last."""
+        their common cells; the sweeps' cells come next, and last (when ``tables`` is None: every
+        table) the learning-curve cells of the speed-up claims (:mod:`.speedup`), with ``tables``
+        empty and ``runtime`` holding what their runs must also set."""
         self.check_dataset(dataset)
+        speedups = tables is None
         tables = self._check_tables(self.tables if tables is None else tables)
         bits = [int(b) for b in (self.bits if bits is None else bits)]
         cells: dict[tuple, dict[str, Any]] = {}
@@ -253,6 +266,17 @@ class Reproduction:
                 for v in sweep.values:
                     for b in bits:
                         add(sweep.method, b, {sweep.param: v}, t)
+        for c in self.claims if speedups else ():
+            if isinstance(c, SpeedupClaim):
+                for method in (c.a, c.b):
+                    rep, trk = self.input_for(method, representation, track)
+                    for b in bits:
+                        key = (method, b, _params_key(c.params), rep, trk)
+                        cells.setdefault(
+                            key,
+                            {"method": method, "bits": b, "params": dict(c.params), "representation": rep,
+                             "track": trk, "tables": (), "runtime": dict(c.runtime)},
+                        )  # fmt: skip
         return list(cells.values())
 
     def missing_cells(
@@ -310,6 +334,14 @@ class Reproduction:
         groups: dict[tuple, dict[str, set]] = {}
         for c in cells:
             params = c["params"]
+            if c.get("runtime"):  # a speed-up claim's curves: one run per input, every --set spelled out
+                key = (c["representation"], c["track"], "", "curves")
+                g = groups.setdefault(key, {"methods": set(), "bits": set(), "seeds": set(), "values": set()})
+                g["methods"].add(c["method"])
+                g["bits"].add(c["bits"])
+                g["seeds"].update(c["missing_seeds"])
+                g["values"].update(f"{c['method']}.{k}={fmt_value(v)}" for k, v in {**params, **c["runtime"]}.items())
+                continue
             if params:
                 dflt = defaults(c["method"]) if defaults else {}
                 if (c["method"], c["bits"], c["representation"], c["track"]) in default_cells and same_params(
@@ -328,11 +360,14 @@ class Reproduction:
                 g["values"].add(value)
         runs = []
         for (rep, trk, sweep_method, param), g in sorted(
-            groups.items(), key=lambda kv: (kv[0][2] != "", kv[0][0] == "images")
+            groups.items(), key=lambda kv: (kv[0][3] == "curves", kv[0][2] != "", kv[0][0] == "images")
         ):
-            sweep = None
+            sweep, sets = None, ()
             if sweep_method:
                 sweep = f"{sweep_method}.{param}=" + ",".join(fmt_value(v) for v in sorted(g["values"]))
+            elif param == "curves":  # the --set items grouped by method, in display order
+                order = {m: i for i, m in enumerate(_display_order(g["methods"]))}
+                sets = tuple(sorted(g["values"], key=lambda item: (order[item.split(".", 1)[0]], item)))
             runs.append(
                 PlannedRun(
                     dataset=dataset,
@@ -345,6 +380,7 @@ class Reproduction:
                     sweep=sweep,
                     data_root=data_root,
                     extra=tuple(extra),
+                    sets=sets,
                 )
             )
         return runs
@@ -521,6 +557,8 @@ class Reproduction:
 
         rows = []
         for c in self.claims:
+            if isinstance(c, SpeedupClaim):  # tested on learning curves: test_speedups
+                continue
             if isinstance(c, Claim):
                 for b in c.b:
                     for bits in self.bits:
@@ -556,6 +594,41 @@ class Reproduction:
                 rows.append(row)
         return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
+    def test_speedups(
+        self,
+        frame: pd.DataFrame,
+        dataset: str,
+        seeds: Iterable[int] | None = None,
+        *,
+        representation: str | None = "",
+        track: str | None = None,
+        defaults: Defaults = registry_defaults,
+        read_curve: Callable[[str], Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """Each speed-up claim (:class:`~hashbench.reproductions.speedup.SpeedupClaim`) tested on
+        the learning curves of our records, per length: two rows (epochs, seconds) of
+        :data:`~hashbench.reproductions.speedup.SPEEDUP_COLUMNS`. ``read_curve(record_path)``
+        returns a record's ``curve`` (default: read from the record)."""
+        self.check_dataset(dataset)
+        representation = self.default_representation if representation == "" else representation
+        read_curve = read_curve or _record_curve
+        seeds = None if seeds is None else [int(s) for s in seeds]
+        index = Cells(for_dataset(frame, dataset), defaults)
+        statements = self.claim_statements()
+        rows: list[dict[str, Any]] = []
+        for c in self.claims:
+            if not isinstance(c, SpeedupClaim):
+                continue
+            cells = []
+            for method in (c.a, c.b):
+                rep, trk = self.input_for(method, representation, track)
+                cells.append({"method": method, "params": dict(c.params), "representation": rep, "track": trk})
+            for b in self.bits:
+                ra, rb = (index.rows({**cell, "bits": b}) for cell in cells)
+                names = (cell_name(cells[0]), cell_name(cells[1]))
+                rows += speedup_compare(c, statements[c.key], ra, rb, b, names, read_curve, seeds)
+        return pd.DataFrame(rows, columns=SPEEDUP_COLUMNS)
+
     def summarise_claims(self, table: pd.DataFrame) -> pd.DataFrame:
         """One row per claim: ``holds`` where every comparison holds, ``does not hold`` where any does
         not, otherwise ``inconclusive at n seeds`` (or ``incomplete`` where cells were not run)."""
@@ -584,11 +657,89 @@ class Reproduction:
                         "comparisons": len(g), "detail": detail})  # fmt: skip
         return pd.DataFrame(out, columns=["claim", "statement", "verdict", "comparisons", "detail"])
 
-    def render_claims_markdown(self, table: pd.DataFrame, dataset: str, *, command: str | None = None) -> str:
-        """``claims.md``: the verdict of each claim, then every comparison with the published effect
-        and ours with its 95% interval."""
+    def claim_overview(
+        self,
+        table: pd.DataFrame,
+        speedups: pd.DataFrame | None = None,
+        *,
+        regime: str = "",
+        run_command: str | None = None,
+    ) -> pd.DataFrame:
+        """The short table ``claims.md`` opens with, one row per claim in report order: the claim,
+        the regime, the verdict, the deciding effect with its 95% interval (the comparison that
+        failed, or else the weakest one: lowest interval bound) and a one-line reason. A claim not
+        (fully) run names ``run_command``, the command that runs its cells."""
+        summary = self.summarise_claims(table).set_index("claim") if len(table) else pd.DataFrame()
+        speed = speedups if speedups is not None else pd.DataFrame(columns=SPEEDUP_COLUMNS)
+        speed_verdicts = summarise_speedups(speed) if len(speed) else {}
+        several_b = {c.key for c in self.claims if isinstance(c, Claim) and len(c.b) > 1}
+        todo = f"; run `{run_command}`" if run_command else ""
+        out = []
+        for c in self.claims:
+            if isinstance(c, SpeedupClaim):
+                g = speed[(speed["claim"] == c.key) & (speed["unit"] == "epochs")]
+                verdict = speed_verdicts.get(c.key, "not run")
+                unit = "epochs"
+            else:
+                g = table[table["claim"] == c.key] if len(table) else table
+                verdict = summary.loc[c.key, "verdict"] if c.key in summary.index else "not run"
+                unit = ""
+            ran = g[g["n_seeds"] > 0] if len(g) else g
+            effect, reason = "—", ""
+            if len(ran):
+                failed = ran[ran["verdict"] == "does not hold"]
+                pick = (failed if len(failed) else ran).sort_values("ci_low" if not len(failed) else "ci_high")
+                r = pick.iloc[0]
+                where = f"{r['bits']} bits" if str(r["bits"]).isdigit() else str(r["bits"]).replace("mean", "mean of")
+                if c.key in several_b:
+                    where = f"vs {str(r['b']).split('@')[0]} at {where}"
+                else:
+                    where = f"at {where}"
+                if unit:
+                    lo_hi = "—" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+                    effect = f"{r['ours_effect']:+.1f} epochs {lo_hi} {where}"
+                else:
+                    lo_hi = "—" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+                    effect = f"{r['ours_effect']:+.4f} {lo_hi} {where}"
+            counts = g["verdict"].map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
+            n = len(g)
+            if verdict == "not run":
+                reason = "no records yet" + todo
+            elif verdict.startswith("incomplete"):
+                reason = f"{counts.get('not run', 0)} of {n} comparisons not run" + todo
+            elif verdict == "holds":
+                reason = f"every interval ({n}) lies on the claimed side of 0"
+            elif verdict.startswith("does not hold"):
+                reason = f"{counts.get('does not hold', 0)} of {n} intervals lie on the other side of 0"
+            else:
+                reason = (
+                    f"{counts.get('inconclusive', 0)} of {n} intervals contain 0 (more seeds could decide), "
+                    f"{counts.get('holds', 0)} hold"
+                )
+            if unit and len(ran):
+                secs = speed[(speed["claim"] == c.key) & (speed["unit"] == "seconds")]
+                sv = secs["verdict"]
+                reason += f"; in training seconds: {int((sv == 'holds').sum())} of {len(secs)} lengths faster"
+            out.append({"claim": c.statement, "regime": regime or "—", "verdict": verdict,
+                        "effect [95% CI]": effect, "reason": reason})  # fmt: skip
+        return pd.DataFrame(out, columns=["claim", "regime", "verdict", "effect [95% CI]", "reason"])
+
+    def render_claims_markdown(
+        self,
+        table: pd.DataFrame,
+        dataset: str,
+        *,
+        command: str | None = None,
+        speedups: pd.DataFrame | None = None,
+        regime: str = "",
+        run_command: str | None = None,
+    ) -> str:
+        """``claims.md``: a short table (claim, regime, verdict, effect, reason: :meth:`claim_overview`),
+        then the verdict of each claim with its counts, every comparison with the published effect and
+        ours with its 95% interval, and the speed-up claims' times to target."""
         metric = self.check_dataset(dataset)["metric"]
         summary = self.summarise_claims(table)
+        overview = self.claim_overview(table, speedups, regime=regime, run_command=run_command)
         detail = pd.DataFrame({
             "claim": table["claim"],
             "a vs b": table["a"].str.split("@").str[0] + " vs " + table["b"].str.split("@").str[0],
@@ -614,8 +765,13 @@ class Reproduction:
             published_note += "."
         lines = [
             f"# Claims of the {self.short_name} on {dataset} ({metric})", "",
+            overview.to_markdown(index=False, disable_numparse=True), "",
+            "Effect: ours a minus b (MAP) for the comparisons, epochs saved for the speed-up claims; the "
+            "deciding comparison is shown (the one that failed, else the weakest). Details follow.", "",
+            "## Verdicts and their counts", "",
             summary[["statement", "verdict", "detail"]].to_markdown(index=False, disable_numparse=True), "",
-            "Every comparison (a minus b; ours: tie-aware AP per query, mean over seeds):", "",
+            "## Every comparison", "",
+            "a minus b; ours: tie-aware AP per query, mean over seeds.", "",
             detail.to_markdown(index=False, disable_numparse=True), "",
             published_note,
             "- 95% CI: paired bootstrap over queries (and over seeds, two-level, where there are several); p: "
@@ -625,6 +781,19 @@ class Reproduction:
             "correction for the number of comparisons.",
             "- our inputs: " + (", ".join(inputs) or "—") + f" (the paper: {self.paper_input}).",
         ]  # fmt: skip
+        speed_claims = [c for c in self.claims if isinstance(c, SpeedupClaim)]
+        if speed_claims:
+            c0 = speed_claims[0]
+            lines += [
+                "", "## Speed of learning", "",
+                f"Learning curves recorded with {c0.validation_fraction:g} of the training set held out "
+                f"(validation MAP every {c0.curve_every} epoch{'s' if c0.curve_every != 1 else ''}, never "
+                f"on the queries). Target: {c0.fraction:g} of the lower final validation MAP of a and b, per "
+                "seed; time to target: the first scored epoch at or above it, and the training seconds up to "
+                "it. Saved: b minus a (positive: a is faster); 95% interval: Student's t over seeds.", "",
+                render_speedups(speedups) if speedups is not None and len(speedups) else
+                "Not run" + (f": `{run_command}`." if run_command else "."),
+            ]  # fmt: skip
         if command:
             lines += ["", f"Produced by `{command}`."]
         return "\n".join(lines) + "\n"
@@ -657,10 +826,12 @@ class Reproduction:
         n_boot: int = 10000,
         n_perm: int = 10000,
         defaults: Defaults = registry_defaults,
+        run_command: str | None = None,
     ) -> dict[str, str]:
         """Every output file of ``hashbench paper NAME`` as text: ``tableN.md`` and ``tableN.csv``
-        per table and, with a ``scores_loader``, ``claims.md`` and ``claims.csv``. The caller writes
-        them (atomically)."""
+        per table and, with a ``scores_loader``, ``claims.md`` and ``claims.csv`` (and
+        ``speedup.csv`` where there are speed-up claims). ``run_command``: the command that runs the
+        missing cells, named by every claim not run. The caller writes them (atomically)."""
         warn = self.metric_warning(frame, dataset)
         footer = (f"\n{warn}\n" if warn else "") + (f"\nProduced by `{command}`.\n" if command else "")
         files = {}
@@ -671,9 +842,14 @@ class Reproduction:
             files[f"table{t}.csv"] = table.to_csv(index=False, float_format="%.6f")
         if scores_loader is not None and self.claims:
             c = self.test_claims(frame, scores_loader, dataset, seeds, n_boot=n_boot, n_perm=n_perm, **kw)
-            files["claims.md"] = self.render_claims_markdown(c, dataset, command=command) + (
-                f"\n{warn}\n" if warn else ""
-            )
+            sp = None
+            if any(isinstance(x, SpeedupClaim) for x in self.claims):
+                sp = self.test_speedups(frame, dataset, seeds, **kw)
+                files["speedup.csv"] = sp.to_csv(index=False, float_format="%.6f")
+            regime = str(track if track is not None else self.default_track)
+            files["claims.md"] = self.render_claims_markdown(
+                c, dataset, command=command, speedups=sp, regime=regime, run_command=run_command
+            ) + (f"\n{warn}\n" if warn else "")
             files["claims.csv"] = c.to_csv(index=False, float_format="%.6f")
         return files
 
@@ -689,6 +865,16 @@ class Reproduction:
 @functools.lru_cache(maxsize=8)
 def _read_text(package: str, name: str) -> str:
     return (resources.files(package) / "data" / name).read_text(encoding="utf-8")
+
+
+def _record_curve(path: str) -> Mapping[str, Any]:
+    """A record's learning curve (``{}`` where it has none or cannot be read)."""
+    from ..records import CorruptRecord, read_meta
+
+    try:
+        return read_meta(path).get("curve") or {}
+    except (CorruptRecord, OSError):
+        return {}
 
 
 def _and(numbers: Iterable[int]) -> str:
