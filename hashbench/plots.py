@@ -770,6 +770,70 @@ def published_vs_ours(
     return Drawn(name, title, caption, fig)
 
 
+def published_vs_ours_sweep(
+    table: pd.DataFrame,
+    title: str,
+    metric: str = "MAP",
+    name: str = "published_vs_ours",
+    column: str = "swept value",
+) -> Drawn | None:
+    """A swept table (columns ``param``, ``bits``, ``published``, ``ours``, ``ours_std``): MAP against
+    the swept value, one colour per code length, the published values dashed with open markers and
+    ours solid (with a band of one standard deviation over seeds where there are several)."""
+    if not len(table) or table["param"].isna().all():
+        return None
+    t = table.dropna(subset=["param"]).assign(
+        bits=lambda d: d["bits"].astype(int), param=lambda d: d["param"].astype(float)
+    )
+    lengths = sorted(t["bits"].unique())
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    with _style():
+        fig = _new_figure()
+        ax = fig.subplots()
+        handles, labels = [], []
+        for i, b in enumerate(lengths):
+            g = t[t["bits"] == b].sort_values("param")
+            colour = colours[i % len(colours)]
+            pub = g.dropna(subset=["published"])
+            if len(pub):
+                ax.plot(pub["param"], pub["published"], color=colour, linestyle="--", marker="o", markersize=5,
+                        markerfacecolor="white", linewidth=1.2)  # fmt: skip
+            ours = g.dropna(subset=["ours"])
+            if len(ours):
+                ax.plot(
+                    ours["param"], ours["ours"], color=colour, linestyle="-", marker="o", markersize=5, linewidth=1.6
+                )
+                std = ours["ours_std"].astype(float) if "ours_std" in ours else None
+                if std is not None and std.notna().any():
+                    ax.fill_between(ours["param"], ours["ours"] - std.fillna(0), ours["ours"] + std.fillna(0),
+                                    color=colour, alpha=0.15, linewidth=0)  # fmt: skip
+            handles.append(_line([], [], color=colour, linestyle="-", marker="o"))
+            labels.append(f"{b} bits")
+        dashed = _line([], [], color="#444", linestyle="--", marker="o", markerfacecolor="white")
+        handles += [_line([], [], color="#444", linestyle="-"), dashed]
+        labels += ["ours", "published"]
+        ax.set_xlabel(column)
+        ax.set_ylabel(metric)
+        _finish(fig, f"{title}\n{metric} against the swept value", handles, labels, panel=(5.0, 3.4),
+                panel_titles=False)  # fmt: skip
+    caption = (
+        f"{metric} against the swept value: published (dashed, open markers) and ours (solid; mean over "
+        "seeds, band of one standard deviation where there are several), one colour per code length."
+    )
+    return Drawn(name, title, caption, fig)
+
+
+def _swept_column(reproduction: str, table: str) -> str:
+    """The name a reproduction gives its table's swept value ("threshold"), else "swept value"."""
+    from . import reproductions
+
+    try:
+        sweep = reproductions.reproduction(reproduction).tables[int(table)].sweep
+    except Exception:  # noqa: BLE001 - a table of a reproduction this installation does not know
+        sweep = None
+    return sweep.column if sweep is not None else "swept value"
+
+
 def _paper_tables(folder: Path) -> list[Drawn]:
     """Ours against published for each paper table ``hashbench paper`` left in a dataset folder:
     ``paper/<reproduction>/table<N>.csv`` (and the older ``paper_table<N>.csv``)."""
@@ -785,6 +849,16 @@ def _paper_tables(folder: Path) -> list[Drawn]:
         except Exception:  # noqa: BLE001 - a half-written table is not a reason to fail the figures
             continue
         if not {"method", "bits", "published", "ours"} <= set(t.columns):
+            continue
+        if "param" in t and t["param"].notna().any():  # a sweep (Table 2): MAP against the swept value
+            d = published_vs_ours_sweep(
+                t,
+                title=f"{folder.name}: ours against {source}, Table {n}",
+                name=f"published_vs_ours_{prefix}table{n}",
+                column=_swept_column(source, n),
+            )
+            if d is not None:
+                out.append(d)
             continue
         d = published_vs_ours(
             t,

@@ -169,6 +169,33 @@ def test_published_vs_ours_points_and_diagonal():
     assert plots.published_vs_ours(t.assign(ours=np.nan)) is None
 
 
+def test_swept_table_is_drawn_against_the_swept_value(tmp_path):
+    """Table 2 (a sweep): MAP against the value, ours solid and published dashed, per code length;
+    found by the dataset's figures where `hashbench paper` left it."""
+    rows = [
+        {"table": 2, "method": "UHGA+GA", "param": v, "bits": b, "published": 0.1 + v / 10 + b / 1000,
+         "ours": np.nan if (v, b) == (0.9, 32) else 0.2 + v / 10, "ours_std": 0.01, "n_seeds": 2}
+        for v in (0.0, 0.5, 0.9) for b in (16, 32)
+    ]  # fmt: skip
+    t = pd.DataFrame(rows)
+    d = plots.published_vs_ours_sweep(t, "Table 2", column="threshold")
+    lines = d.figure.axes[0].get_lines()
+    solid = [ln for ln in lines if ln.get_linestyle() == "-" and len(ln.get_xdata())]
+    dashed = [ln for ln in lines if ln.get_linestyle() == "--" and len(ln.get_xdata())]
+    assert len(solid) == 2 and len(dashed) == 2
+    assert list(solid[0].get_xdata()) == [0.0, 0.5, 0.9] and np.allclose(solid[0].get_ydata(), [0.2, 0.25, 0.29])
+    assert list(solid[1].get_xdata()) == [0.0, 0.5]  # the cell not run is left out
+    assert np.allclose(dashed[1].get_ydata(), [0.132, 0.182, 0.222])
+    assert d.figure.axes[0].get_xlabel() == "threshold"
+    assert plots.published_vs_ours_sweep(t.assign(param=np.nan), "x") is None
+    folder = tmp_path / "cifar10"
+    (folder / "paper" / "uhga2020").mkdir(parents=True)
+    t.to_csv(folder / "paper" / "uhga2020" / "table2.csv", index=False)
+    (drawn,) = plots._paper_tables(folder)
+    assert drawn.name == "published_vs_ours_uhga2020_table2" and "swept value" in drawn.caption
+    assert drawn.figure.axes[0].get_xlabel() == "threshold"  # the reproduction names its swept value
+
+
 def test_plot_dataset_writes_png_and_svg_and_removes_stale_figures(tmp_path):
     df, scores = synthetic_frame()
     stale = tmp_path / "plots" / "pr_128b.png"  # a figure of records that are gone
