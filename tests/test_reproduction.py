@@ -95,6 +95,8 @@ def _full_run(ga_offset: float = 0.05, ga_noise: float = 0.0, **kw) -> FakeRun:
     run.add("uhga+ga", 0.10)
     run.add("hashgan", -0.03)
     run.add("lsh", -0.15)
+    run.add("bihalf", 0.04)  # the extension claim's later methods: below UHGA+GA
+    run.add("greedyhash", -0.01)
     for v in paper.THRESHOLDS:
         if v != 0.3:  # 0.3 is the default: its records are the default-variant uhga+ga ones
             run.add("uhga+ga", 0.10 - abs(v - 0.3), variant=f"sim_threshold={v}")
@@ -139,14 +141,17 @@ def test_names_and_order():
 def test_required_cells():
     every = paper.required_cells("cifar10")
     # the speed-up claims' learning curves: SSDH, SSDH+GA, UHGA, UHGA+GA with a validation part, last
-    curves = every[80:]
+    curves = every[88:]
     assert len(curves) == 4 * 4 and all(c["tables"] == () and c["runtime"] == {"curve_every": 1} for c in curves)
     assert {c["method"] for c in curves} == {"ssdh", "ssdh+ga", "uhga", "uhga+ga"}
     assert all(c["params"] == {"validation_fraction": 0.1} for c in curves)
     cells = paper.required_cells("cifar10", tables=[2, 3, 4])
-    assert cells == every[:80]
-    # Tables 3 (4 methods) and 4 (8) share SSDH and UHGA+GA: 10 methods x 4 lengths, plus Table 2's 10 values
-    assert len(cells) == 10 * 4 + 10 * 4
+    assert cells == every[:88]
+    # Tables 3 (4 methods) and 4 (8, and the 2 later methods of the extension claim) share SSDH and UHGA+GA:
+    # 12 methods x 4 lengths, plus Table 2's 10 values
+    assert len(cells) == 12 * 4 + 10 * 4
+    later = [c for c in cells if c["method"] in ("bihalf", "greedyhash")]
+    assert len(later) == 8 and all(c["tables"] == (4,) for c in later)
     by_method = {}
     for c in cells:
         assert set(c) == {"method", "bits", "params", "representation", "track", "tables"}
@@ -169,8 +174,8 @@ def test_required_cells():
 def test_commands_from_nothing():
     lines = paper.commands("cifar10", "runs/paper", seeds=[0, 1, 2], defaults=_defaults)
     assert lines == [
-        "hashbench run --dataset cifar10 --methods sh,sph,itq,dsh,ssdh,ssdh+ga,hashgan,usdh,uhga,uhga+ga "
-        f"--features {CNN} --track features --bits 16,32,64,128 --seeds 0,1,2 --out runs/paper",
+        "hashbench run --dataset cifar10 --methods sh,sph,itq,dsh,ssdh,ssdh+ga,hashgan,usdh,uhga,uhga+ga,bihalf,"
+        f"greedyhash --features {CNN} --track features --bits 16,32,64,128 --seeds 0,1,2 --out runs/paper",
         # 0.3 is uhga+ga's default: the first command produces it
         f"hashbench run --dataset cifar10 --methods uhga+ga --features {CNN} --track features --bits 16,32,64,128 "
         "--seeds 0,1,2 --out runs/paper --set uhga+ga.sim_threshold=0,0.1,0.2,0.4,0.5,0.6,0.7,0.8,0.9",
@@ -247,7 +252,8 @@ def test_tables_beside_published_with_gap():
 
     t4 = t["table4"]
     assert t4["method"].iloc[0] == "LSH" and t4[t4["method"] == "LSH"]["published"].isna().all()
-    assert list(dict.fromkeys(t4["method"]))[1:] == list(paper.TABLE_METHODS[4])
+    assert list(dict.fromkeys(t4["method"]))[1:] == [*paper.TABLE_METHODS[4], "BiHalf", "GreedyHash"]
+    assert t4[t4["method"] == "BiHalf"]["published"].isna().all()  # after the paper: no published value
     assert t4[t4["method"] == "HashGAN"]["input"].iloc[0] == f"{CNN}/features"
     assert (t4["n_seeds"] == 2).all()
 
@@ -299,6 +305,15 @@ def test_claims_clearly_better_holds():
     assert len(base) == 7 * 4 and (base["verdict"] == "holds").all()
     summary = paper.summarise_claims(c).set_index("claim")["verdict"]
     assert summary["ga_improves_ssdh"] == "holds" and summary["uhga_ga_beats_baselines"] == "holds"
+    # hashbench's extension: UHGA+GA against the later methods, no published effect, same paired test
+    later = c[c["claim"] == "uhga_ga_beats_later"]
+    assert len(later) == 2 * 4 and set(later["b"].str.split("@").str[0]) == {"bihalf", "greedyhash"}
+    assert later["published_effect"].isna().all() and (later["verdict"] == "holds").all()
+    assert np.allclose(later[later["b"].str.startswith("bihalf")]["ours_effect"], 0.06, atol=1e-6)
+    assert "hashbench's extension" in paper.CLAIMS["uhga_ga_beats_later"]
+    t4 = paper.render_paper_table(paper.paper_table(_full_run().frame, None, 4, "cifar10", defaults=_defaults), 4,
+                                  "cifar10")  # fmt: skip
+    assert "BiHalf and GreedyHash came after the paper" in t4
 
 
 def test_claims_clearly_worse_does_not_hold():

@@ -96,6 +96,9 @@ class Claim:
     a: str
     b: tuple[str, ...]
     table: int
+    #: hashbench's own extension of the paper's comparison (methods published after it): no
+    #: published effect; the b methods' cells are part of ``table``'s plan and shown last in it
+    extension: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,13 +181,16 @@ class Reproduction:
     claims: tuple[Claim | BestValueClaim | SpeedupClaim, ...] = ()
     bits: tuple[int, ...] = (16, 32, 64, 128)
     reference_methods: tuple[str, ...] = ()
+    #: display labels of methods that are not the paper's (an extension claim's b methods) -> names
+    extension_names: Mapping[str, str] = field(default_factory=dict)
     default_representation: str = "cnn:efficientnet-lite0"
     default_track: str = "features"
     paper_input: str = "the paper's"
     labels: Mapping[str, str] = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "labels", {v: k for k, v in self.paper_names.items()})
+        names = {**self.extension_names, **self.paper_names}
+        object.__setattr__(self, "labels", {v: k for k, v in names.items()})
 
     # -- published values and names ----------------------------------------------------------
 
@@ -201,6 +207,14 @@ class Reproduction:
     def label(self, method: str) -> str:
         """The paper's label of a registered method; others upper-cased."""
         return self.labels.get(method, method.upper())
+
+    def extension_methods(self, table: int) -> list[str]:
+        """The methods an extension claim compares with on ``table`` (not the paper's), in order."""
+        out: list[str] = []
+        for c in self.claims:
+            if isinstance(c, Claim) and c.extension and c.table == table:
+                out += [m for m in c.b if m not in out]
+        return out
 
     def claim_statements(self) -> dict[str, str]:
         return {c.key: c.statement for c in self.claims}
@@ -260,6 +274,9 @@ class Reproduction:
                 for lab in self.tables[t].methods:
                     for b in bits:
                         add(self.paper_names[lab], b, {}, t)
+                for method in self.extension_methods(t):
+                    for b in bits:
+                        add(method, b, {}, t)
         for t in tables:
             sweep = self.tables[t].sweep
             if sweep is not None:
@@ -444,8 +461,10 @@ class Reproduction:
             if layout.reference_rows:
                 present = set(ours["method"]) if len(ours) else set()
                 labels = [self.label(m) for m in self.reference_methods if m in present] + labels
+            labels += [self.label(m) for m in self.extension_methods(table)]  # not the paper's: last
+            names = {**self.extension_names, **self.paper_names}
             for lab in labels:
-                method = self.paper_names.get(lab, lab.lower())
+                method = names.get(lab, lab.lower())
                 for rep, trk in inputs_of(method):
                     rows += [row(lab, method, {}, np.nan, b, rep, trk) for b in bits_list]
         out = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -500,6 +519,12 @@ class Reproduction:
             f"Published values: {self.citation}. Where 'our input' differs from the paper's ({self.paper_input}), "
             "gaps are expected."
             + (f"\n\n{sweep.note}" if sweep and sweep.note else "")
+            + (
+                f"\n\n{_and_names([self.label(m) for m in self.extension_methods(table)])} came after the paper "
+                "(no published value): hashbench's own extension of its comparison."
+                if self.extension_methods(table)
+                else ""
+            )
             + "\n\n" + body.to_markdown(index=False, disable_numparse=True)
             + "\n\nGap, ours - published:\n\n" + gap_body.to_markdown(index=False, disable_numparse=True) + "\n"
         )  # fmt: skip
@@ -875,6 +900,10 @@ def _record_curve(path: str) -> Mapping[str, Any]:
         return read_meta(path).get("curve") or {}
     except (CorruptRecord, OSError):
         return {}
+
+
+def _and_names(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _and(numbers: Iterable[int]) -> str:
