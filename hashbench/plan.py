@@ -27,7 +27,7 @@ from . import records as rec
 from .errors import InvalidInput, UnknownName, check_n_bits
 from .methods import RUNTIME_PARAMS, get_method, list_methods, resolve_methods
 from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
-from .values import parse_value
+from .values import NOT_VARIANT, format_variant, parse_value
 
 #: the default representation of each dataset for methods that take vectors (README says why).
 DEFAULT_REPRESENTATION = {
@@ -271,16 +271,13 @@ def method_track(method) -> str:
 
 
 def variant_label(method, defaults: dict[str, Any]) -> str:
-    """The parameters that differ from the class defaults, as ``k=v,k2=v2`` ("" at the defaults)."""
+    """The parameters that differ from the class defaults, as ``k=v,k2=v2`` ("" at the defaults): the
+    display form (:func:`hashbench.values.format_variant`). Matching reads the values a record stores
+    instead (:func:`hashbench.values.stored_variant`, the frame's ``variant_params``)."""
     params = method.get_params(deep=False)
-    diff = [
-        f"{k}={params[k]!r}".replace("'", "")
-        for k in sorted(params)
-        if k not in RUNTIME_PARAMS
-        and k not in ("n_bits", "random_state", "track", "weights", "train_stages")
-        and params[k] != defaults.get(k)
-    ]
-    return ",".join(diff)
+    return format_variant(
+        {k: v for k, v in params.items() if k not in RUNTIME_PARAMS and k not in NOT_VARIANT and v != defaults.get(k)}
+    )
 
 
 def _param_grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:

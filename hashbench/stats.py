@@ -37,6 +37,7 @@ with *selectors* (see :func:`parse_selector`).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -227,7 +228,8 @@ _PARAM_SPLIT = re.compile(r",\s*(?=[A-Za-z_][\w.]*\s*=)")
 
 
 def parse_variant(text: str | None) -> dict[str, Any]:
-    """``"n_iter=10,alpha=0.5"`` (a frame's ``variant``) -> ``{"n_iter": 10, "alpha": 0.5}``; ``""`` -> ``{}``."""
+    """``"n_iter=10,alpha=0.5"`` -> ``{"n_iter": 10, "alpha": 0.5}``; ``""`` -> ``{}``: a selector's
+    parameters, and a frame row's where the frame has no ``variant_params`` (:func:`row_params`)."""
     if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
         return {}
     out = {}
@@ -243,6 +245,8 @@ def _same_value(x: Any, y: Any) -> bool:
     numbers = (int, float, np.integer, np.floating)
     if isinstance(x, numbers) and isinstance(y, numbers) and not isinstance(x, bool) and not isinstance(y, bool):
         return math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):  # stored JSON holds a tuple as a list
+        return len(x) == len(y) and all(_same_value(a, b) for a, b in zip(x, y, strict=True))
     return x == y
 
 
@@ -308,18 +312,54 @@ def registry_defaults(method: str) -> dict[str, Any]:
         return {}
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip()
+
+
+def row_params(variant: Any, stored: Any = None) -> dict[str, Any]:
+    """A frame row's non-default parameters: the JSON of its ``variant_params`` column (the values its
+    record stores, :func:`hashbench.values.stored_variant`) when there is one, else its ``variant``
+    label parsed back (:func:`parse_variant`: frames and ``results.csv`` files written before the
+    column existed, and records whose stored parameters do not show their variant)."""
+    if not _missing(stored):
+        try:
+            params = json.loads(str(stored))
+        except ValueError:
+            params = None
+        if isinstance(params, dict):
+            return params
+    return parse_variant(None if _missing(variant) else str(variant))
+
+
 def match_variants(
-    variants: Iterable[Any], params: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    variants: Iterable[Any],
+    params: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    stored: Iterable[Any] | None = None,
 ) -> np.ndarray:
-    """Which of a frame's ``variant`` strings name the configuration ``params`` (parsed once per distinct string)."""
-    seen: dict[str, bool] = {}
+    """Which rows name the configuration ``params``: their stored parameters (``stored``, the frame's
+    ``variant_params`` aligned with ``variants``) where present, else their ``variant`` strings
+    parsed back (:func:`row_params`); each distinct row read once."""
+    variants = list(variants)
+    stored = [None] * len(variants) if stored is None else list(stored)
+    if len(stored) != len(variants):
+        raise InvalidInput(f"{len(stored)} stored parameter sets for {len(variants)} variants")
+    seen: dict[tuple[str, str], bool] = {}
     out = []
-    for v in variants:
-        key = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+    for v, p in zip(variants, stored, strict=True):
+        key = ("" if _missing(v) else str(v), "" if _missing(p) else str(p))
         if key not in seen:
-            seen[key] = same_params(parse_variant(key), params, defaults)
+            seen[key] = same_params(row_params(*key), params, defaults)
         out.append(seen[key])
     return np.asarray(out, dtype=bool)
+
+
+def frame_variants(frame: pd.DataFrame) -> tuple[Any, Any]:
+    """A frame's (``variant``, ``variant_params``) columns for :func:`match_variants` (None for a
+    column the frame lacks: older frames have no ``variant_params``)."""
+    variants = frame["variant"].to_numpy() if "variant" in frame else [""] * len(frame)
+    stored = frame["variant_params"].to_numpy() if "variant_params" in frame else None
+    return variants, stored
 
 
 def select_rows(
@@ -338,8 +378,8 @@ def select_rows(
         mask &= frame["track"].to_numpy() == sel.track
     if mask.any():
         dflt = defaults(sel.method) if (defaults and sel.params) else {}
-        variants = frame["variant"].to_numpy()[mask] if "variant" in frame else [""] * int(mask.sum())
-        mask[mask] = match_variants(variants, sel.params, dflt)
+        variants, stored = frame_variants(frame[mask])
+        mask[mask] = match_variants(variants, sel.params, dflt, stored)
     return frame[mask]
 
 

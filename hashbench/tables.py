@@ -7,7 +7,9 @@ construction):
   records of an older copy of the data are left out and counted in a note;
 - one row per configuration: (protocol, method, variant, representation, track), where the
   *variant* names the parameters that differ from the method's defaults (a sweep gives one row per
-  value; default parameters give the row without a variant);
+  value; default parameters give the row without a variant). The ``variant`` column is the label
+  people read; ``variant_params`` holds the same parameters as JSON of the values the record
+  stores, which selectors (``compare``, ``check``, the reproductions) match on;
 - per (row, code length, seed), the most recent record (a newer method version replaces an older);
 - cells: the mean over seeds (map.csv); mean ± standard deviation and the number of seeds (map.md).
 
@@ -27,12 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .digests import canonical_json
 from .display import display_order
 from .errors import InvalidInput
 from .io import atomic_write_text
 from .protocols import PROTOCOLS
 from .records import cell_key, iter_metas
 from .scoring import load_scores, metric_label, metric_spec, score_record
+from .values import stored_variant
 
 ROW_KEYS = ["protocol", "method", "variant", "representation", "track"]
 CELL_KEYS = [*ROW_KEYS, "n_bits"]
@@ -50,6 +54,14 @@ def _representation_name(rep: Any) -> str:
     return rep["name"] if isinstance(rep, dict) else str(rep)
 
 
+def _variant_params(config: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The row's variant as JSON of the values its record stores (``config["params"]``, see
+    :func:`hashbench.values.stored_variant`); "" when they do not show the variant (matching then
+    parses the ``variant`` label, as for frames and CSVs written before this column)."""
+    found = stored_variant(config.get("params"), meta.get("variant", ""))
+    return "" if found is None else canonical_json(found)
+
+
 def record_row(path: Path, meta: dict[str, Any], scores_file: Path | None, scores: dict[str, Any] | None) -> dict:
     """One frame row for a record (and its scores under one specification)."""
     c = meta["config"]
@@ -60,6 +72,7 @@ def record_row(path: Path, meta: dict[str, Any], scores_file: Path | None, score
         "protocol": c["protocol"],
         "method": c["method"],
         "variant": meta.get("variant", ""),
+        "variant_params": _variant_params(c, meta),
         "representation": _representation_name(c["representation"]),
         "track": c["track"],
         "n_bits": int(c["n_bits"]),

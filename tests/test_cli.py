@@ -254,6 +254,10 @@ def test_runs_accumulate_into_one_table(tmp_path):
     assert len(after) == 3 and after.loc[("itq", ""), "16"] == before
     assert after.loc[("itq", "n_iter=0"), "16"] != before
     assert "itq.n_iter=0" in (tmp_path / "digits" / "map.md").read_text()
+    # each record's variant also as the parameters it stores, which selectors match on
+    stored = pd.read_csv(tmp_path / "digits" / "results.csv").fillna("")
+    pairs = set(zip(stored["variant"], stored["variant_params"], strict=True))
+    assert pairs == {("", "{}"), ("n_iter=0", '{"n_iter":0}')}
 
 
 def test_image_method_on_feature_dataset_fails_before_any_cell(tmp_path, capsys):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from hashbench.digests import canonical_json
 from hashbench.errors import InvalidInput, UnknownName
+from hashbench.reproductions.base import Cells, cell_rows
 from hashbench.stats import (
+    Selector,
     compare_table,
     format_p,
     paired_difference,
@@ -21,6 +26,8 @@ from hashbench.stats import (
     same_params,
     select_rows,
 )
+from hashbench.tables import record_row
+from hashbench.values import format_variant, stored_variant
 
 
 def _exact_sign_flip_p(d: np.ndarray) -> float:
@@ -308,3 +315,77 @@ def test_render_compare_markdown():
     assert text.startswith("# itq vs sh")
     assert "95% CI" in text and "p (randomisation)" in text and "a minus b" in text
     assert "| 16 " in text and "| 32 " in text
+
+
+# ----------------------------------------------------------------------------------------------
+# Matching on the parameters a record stores, not on its variant label read back
+
+
+def _stored_params_frame() -> pd.DataFrame:
+    """Rows of a method ``m`` built from records as ``load_frame`` builds them: each stores its key
+    parameters (``config["params"]``, through JSON as on disk) and its variant label."""
+    runs = {
+        "comma": {"note": "x,b=1"},  # label note=x,b=1: reads back as note=x and b=1
+        "two": {"note": "x", "b": 1},  # label b=1,note=x
+        "tuple": {"sizes": (64, 32)},  # stored as a JSON list
+        "text": {"act": "1"},  # label act=1: reads back as the integer 1
+        "default": {},
+    }
+    rows = []
+    for seed, (name, changed) in enumerate(runs.items()):
+        params = json.loads(canonical_json({**_M_DEFAULTS, **changed, "n_bits": 16}))
+        config = {"dataset": "d", "protocol": "p", "method": "m", "representation": {"name": "pixels"},
+                  "track": "features", "n_bits": 16, "seed": seed, "split_checksum": name,
+                  "params": params}  # fmt: skip
+        meta = {"config": config, "variant": format_variant(changed)}
+        rows.append(record_row(Path(f"{name}.npz"), meta, None, None))
+    return pd.DataFrame(rows)
+
+
+_M_DEFAULTS = {"note": "", "b": 0, "sizes": (8,), "act": "relu"}
+
+
+def _m_defaults(method):
+    return dict(_M_DEFAULTS) if method == "m" else {}
+
+
+def _matched(frame, params) -> set[str]:
+    return set(select_rows(frame, Selector("m", params), _m_defaults)["split_checksum"])
+
+
+def test_selectors_match_stored_params_where_the_label_is_ambiguous_or_lossy(tmp_path):
+    frame = _stored_params_frame()
+    assert parse_variant("note=x,b=1") == parse_variant("b=1,note=x")  # the label cannot tell them apart
+    assert parse_variant("act=1") == {"act": 1}  # nor a string from a number
+    assert _matched(frame, {"note": "x,b=1"}) == {"comma"}
+    assert _matched(frame, {"note": "x", "b": 1}) == {"two"}
+    assert _matched(frame, {"sizes": (64, 32)}) == {"tuple"}
+    assert set(select_rows(frame, "m[sizes=(64, 32)]", _m_defaults)["split_checksum"]) == {"tuple"}
+    assert _matched(frame, {"act": "1"}) == {"text"}
+    assert _matched(frame, {}) == _matched(frame, {"act": "relu"}) == {"default"}
+    # results.csv keeps the column as text: the same matches read back
+    frame.to_csv(tmp_path / "results.csv", index=False)
+    back = pd.read_csv(tmp_path / "results.csv")
+    assert _matched(back, {"note": "x,b=1"}) == {"comma"} and _matched(back, {"act": "1"}) == {"text"}
+    # the reproductions' cell look-ups go through the same matching
+    cell = {"method": "m", "bits": 16, "params": {"note": "x", "b": 1}, "representation": "pixels",
+            "track": "features"}  # fmt: skip
+    assert list(cell_rows(frame, cell, _m_defaults)["split_checksum"]) == ["two"]
+    assert list(Cells(frame, _m_defaults).rows(cell)["split_checksum"]) == ["two"]
+
+
+def test_frames_without_stored_params_fall_back_to_the_label():
+    old = _stored_params_frame().drop(columns="variant_params")  # a frame or CSV from before the column
+    assert _matched(old, {"note": "x", "b": 1}) == {"comma", "two"}  # what parsing the label gives
+    assert _matched(old, {"act": "1"}) == set()
+    assert _matched(old, {"sizes": (64, 32)}) == {"tuple"} and _matched(old, {}) == {"default"}
+
+
+def test_stored_variant_formats_forward():
+    stored = {"a": "x,b=1", "b": 0, "c": [1, 2], "n_bits": 16}
+    assert stored_variant(stored, "") == {}
+    assert stored_variant(stored, format_variant({"a": "x,b=1"})) == {"a": "x,b=1"}
+    assert stored_variant(stored, "a=x,b=1,c=(1, 2)") == {"a": "x,b=1", "c": [1, 2]}
+    assert stored_variant(stored, "c=[1, 2]") == {"c": [1, 2]}
+    assert stored_variant(stored, "b=5") is None  # the stored value does not show the label
+    assert stored_variant(None, "b=0") is None

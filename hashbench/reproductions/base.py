@@ -34,6 +34,7 @@ from ..errors import InvalidInput, UnknownName
 from ..stats import (
     Selector,
     format_p,
+    frame_variants,
     match_variants,
     one_configuration,
     paired_difference,
@@ -1007,8 +1008,8 @@ class Cells:
             if g is None:
                 rows = pd.DataFrame(columns=["seed", "split_checksum", "scores_path", "map"])
             else:
-                variants = g["variant"].to_numpy() if "variant" in g else [""] * len(g)
-                rows = g[match_variants(variants, params, self.defaults(cell["method"]) if params else {})]
+                variants, stored = frame_variants(g)
+                rows = g[match_variants(variants, params, self.defaults(cell["method"]) if params else {}, stored)]
                 if len(rows):
                     rows = one_configuration(rows, cell_name(cell))
             self._memo[memo_key] = rows
