@@ -11,7 +11,9 @@ others; the runner reports failures after the rest finished. Every executor call
   on this machine, each with ``cores // jobs`` threads, taking the cells longest first
   (:func:`hashbench.plan.longest_first`). Workers end when the main process dies, even by kill -9
   (:func:`_die_with_parent`).
-- ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task.
+- ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task. Its
+  workers end when the main process dies too, by Ray's own fate sharing (a local Ray instance ends
+  with it; on a cluster given by address, the run's cells stop and the cluster stays up).
 
 ``hashbench.runner.get_executor`` picks one by name.
 """

@@ -208,15 +208,47 @@ def test_verify_finds_flipped_bytes_in_record_and_cache(small_run, tmp_path, cap
     cdir = tmp_path / "cache"
     entry = cdir / "features" / "x-0123.npy"
     cache.save_entry(entry, np.ones((50, 50), np.float32))
+    graph = cdir / "onnx" / "net-0123.onnx"  # an exported graph: a cache entry with a checksum too
+    graph.parent.mkdir()
+    graph.write_bytes(bytes(range(256)) * 4)
+    cache.checksum_path(graph).write_text(cache.file_sha256(graph) + "\n")
     assert main(["verify", "--out", str(out), "--cache-dir", str(cdir)]) == 0
     assert "no corrupt artifact" in capsys.readouterr().out
     _flip(_record(out), n=16)
     _flip(entry, n=16)
+    _flip(graph, n=1)
     cache._verified.clear()
     assert main(["verify", "--out", str(out), "--cache-dir", str(cdir)]) == 2
     text = capsys.readouterr().out
     assert "CORRUPT record" in text and "CORRUPT cache entry" in text and "x-0123.npy" in text
+    assert "net-0123.onnx" in text and "2 checked, 0 fine" in text
     assert entry.exists()  # verify changes nothing
+
+
+def test_verify_finds_a_flipped_byte_in_a_checkpoint(tmp_path, capsys):
+    """Checkpoints are found where the records' commands put them (--set ssdh.checkpoint_dir), under
+    --out and under --checkpoint-dir; a flipped byte is reported by name with exit 2."""
+    import torch
+
+    from hashbench.loop import save_checkpoint
+
+    out, ck, other = tmp_path / "o", tmp_path / "ck", tmp_path / "other"
+    run = [*RUN, "--methods", "ssdh", "--bits", "16", "--set", "ssdh.epochs=1", "--device", "cpu"]
+    assert main([*run, "--set", f"ssdh.checkpoint_dir={ck}", "--out", str(out)]) == 0
+    (named,) = ck.glob("*.pt")
+    save_checkpoint(out / "kept" / "a.pt", {"w": torch.ones(2)})
+    save_checkpoint(other / "b.pt", {"w": torch.ones(2)})
+    verify = ["verify", "--out", str(out), "--no-cache", "--checkpoint-dir", str(other)]
+    assert main(verify) == 0
+    assert "checkpoints under" in (text := capsys.readouterr().out) and "3 checked, 3 fine, 0 corrupt" in text
+    for p in (named, other / "b.pt"):
+        _flip(p, n=4)
+    cache._verified.clear()
+    assert main(verify) == 2
+    text = capsys.readouterr().out
+    assert f"CORRUPT checkpoint {named} fails its checksum" in text and "b.pt" in text and "kept" not in text
+    assert "3 checked, 1 fine, 2 corrupt" in text and "trains from scratch" in text
+    assert named.exists()  # verify changes nothing
 
 
 # -- 3. no code runs from data --------------------------------------------------------------------

@@ -6,6 +6,8 @@
   again (``max_retries=1``) or, with no retry left, reported while the other cells finish, and a
   second run trains only that cell;
 - workers read the representation the driver cached instead of computing it again;
+- kill -9 of ``hashbench run --executor ray`` while a cell runs leaves no process of the local Ray
+  instance it started; with ``--address`` it stops its cells and leaves the cluster up;
 - without Ray, ``--executor ray`` is a one-line error with the install command, and the default
   install never imports Ray.
 
@@ -437,3 +439,186 @@ def test_existing_cluster_by_address(tmp_path):
     assert main([*grid, "--out", str(tmp_path / "local")]) == 0
     assert _map_csv(tmp_path / "cluster") == _map_csv(tmp_path / "local")
     assert sorted(_records(tmp_path / "cluster")) == sorted(_records(tmp_path / "local"))
+
+
+# -- the driver killed (kill -9) while cells run ----------------------------------------------------
+#: a cell that runs until killed: SSDH with an epoch count no test waits for
+LONG_CELL = ["--methods", "ssdh", "--set", "ssdh.epochs=100000", "--bits", "16", "--device", "cpu"]
+
+
+def _marked(marker: str) -> dict[int, str]:
+    """pid -> command line of every live process whose environment holds ``HB_RAY_TEST=<marker>``
+    (the driver's environment is inherited by the Ray processes it starts, and a ``ray start`` head's
+    by its workers): processes of this test only, whatever their name."""
+    want = f"HB_RAY_TEST={marker}".encode()
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if want not in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            found[int(entry)] = cmd.strip()
+    return found
+
+
+def _program(cmd: str) -> str:
+    """The file name of a command line's program (``raylet``, ``gcs_server``, ``python``)."""
+    return Path(cmd.split(" ", 1)[0]).name
+
+
+def _cell_workers(procs: dict[int, str]) -> list[int]:
+    """The Ray workers running a hashbench cell (Ray titles a worker by its task: ``ray::hashbench ...``)."""
+    return [pid for pid, cmd in procs.items() if cmd.startswith("ray::hashbench ")]
+
+
+def _wait_for(what: str, cond, timeout_s: float, log: Path | None = None):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+            pytest.fail(f"{what} within {timeout_s:.0f} s\n{tail}")
+        time.sleep(0.5)
+
+
+def _sweep(marker: str) -> None:
+    """SIGKILL what is left of this test's processes (found by the marker: never another's)."""
+    import signal
+
+    for pid in _marked(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_driver_leaves_no_ray_process(tmp_path):
+    """kill -9 of `hashbench run --executor ray` while a cell runs: the local Ray instance it started
+    (GCS, raylet, agents, the cell's worker) ends by itself. Ray's own fate sharing does it: the
+    processes the driver started get SIGKILL at its death (Linux prctl), the cell's worker exits
+    when its raylet is gone (seconds), and the per-node agents exit after their report of the
+    raylet's death to the dead GCS times out (about 60 s)."""
+    import signal
+    import uuid
+
+    if not HAVE_RAY:
+        pytest.skip("ray is not installed (pip install 'hashbench[ray]')")
+    marker = uuid.uuid4().hex
+    ray_tmp = tempfile.mkdtemp(prefix="hbk-", dir="/tmp")  # short: Ray's socket paths fit in 107 bytes
+    env = {**os.environ, "HB_RAY_TEST": marker, "RAY_TMPDIR": ray_tmp, "OMP_NUM_THREADS": "1"}
+    out, log = tmp_path / "out", tmp_path / "driver.log"
+    cmd = [sys.executable, "-m", "hashbench.cli", "run", *LONG_CELL, "--dataset", "digits", "--no-progress"]
+    cmd += ["--no-plots", "--threads", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    with open(log, "w") as f:
+        driver = subprocess.Popen([*cmd, "--executor", "ray"], env=env, stdout=f, stderr=subprocess.STDOUT)
+    try:
+
+        def running():
+            assert driver.poll() is None, log.read_text(errors="replace")[-3000:]
+            return _cell_workers(_marked(marker))
+
+        workers = _wait_for("no cell started running on the local Ray instance", running, 300, log)
+        before = _marked(marker)
+        before.pop(driver.pid, None)
+        raylets = [pid for pid, c in before.items() if _program(c) == "raylet"]
+        assert raylets, before  # the marker does find the instance's processes
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        t0 = time.monotonic()
+        _wait_for(
+            "the cell's worker and the raylet outlived the killed driver by 60 s",
+            lambda: not set(workers + raylets) & set(_marked(marker)),
+            60,
+        )
+        _wait_for(
+            "processes of the local Ray instance outlived the killed driver by 180 s",
+            lambda: not _marked(marker),
+            180 - (time.monotonic() - t0),
+        )
+        assert not list((out / "digits" / "records").glob("*.npz"))  # the killed cell wrote no record
+    finally:
+        driver.kill()
+        _sweep(marker)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_driver_on_a_given_cluster_stops_only_its_cells(tmp_path):
+    """With --address the cluster is not hashbench's: kill -9 of the driver ends its job, so Ray
+    stops the job's workers (the running cell's included) within seconds; the cluster stays up."""
+    import signal
+    import socket
+    import uuid
+
+    if not HAVE_RAY:
+        pytest.skip("ray is not installed (pip install 'hashbench[ray]')")
+    marker = uuid.uuid4().hex
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="hbk-", dir="/tmp")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    head_cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={port}", "--num-cpus=2"]
+    head_cmd += ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}", "--block"]
+    head = subprocess.Popen(
+        head_cmd,
+        env={**env, "HB_RAY_TEST": marker},  # the head's processes and workers carry the marker
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    out, log = tmp_path / "out", tmp_path / "driver.log"
+    cmd = [sys.executable, "-m", "hashbench.cli", "run", *LONG_CELL, "--dataset", "digits", "--no-progress"]
+    cmd += ["--no-plots", "--threads", "1", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    cmd += ["--executor", "ray", "--address", f"127.0.0.1:{port}"]
+    driver = None
+    try:
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                return True
+            except OSError:
+                return False
+
+        _wait_for("the Ray head did not listen", listening, 120)
+        with open(log, "w") as f:
+            driver = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+
+        def running():
+            assert driver.poll() is None, log.read_text(errors="replace")[-3000:]
+            return _cell_workers(_marked(marker))
+
+        workers = _wait_for("no cell started running on the cluster", running, 300, log)
+        cluster = {pid for pid, c in _marked(marker).items() if _program(c) in ("raylet", "gcs_server")}
+        assert len(cluster) == 2, _marked(marker)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        _wait_for(
+            "the killed driver's cell kept running on the cluster for 60 s",
+            lambda: not set(workers) & set(_marked(marker)),
+            60,
+        )
+        assert cluster <= set(_marked(marker))  # the cluster itself is not hashbench's to stop
+    finally:
+        if driver is not None:
+            driver.kill()
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        _sweep(marker)
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -12,19 +12,26 @@ from ..cache import resolve_cache_dir
 from ..datasets import describe_datasets
 from ..doctor import collect, render
 from ..errors import InvalidInput
-from ..verify import result_folders, verify_cache, verify_results
+from ..verify import checkpoint_dirs_of_records, result_folders, verify_cache, verify_checkpoints, verify_results
 from .common import HelpFormatter
 
 
 def add_verify_parser(sub) -> None:
     p = sub.add_parser(
         "verify",
-        help="check records, cached scores and the cache against their checksums (exit 2 when corrupt)",
+        help="check records, cached scores, the cache and checkpoints against their checksums (exit 2 when corrupt)",
         formatter_class=HelpFormatter,
     )
     p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
     p.add_argument("--cache-dir", help="the cache to check (default $HASHBENCH_CACHE or ~/.cache/hashbench)")
     p.add_argument("--no-cache", action="store_true", help="check the results folder only")
+    p.add_argument(
+        "--checkpoint-dir",
+        action="append",
+        metavar="DIR",
+        help="another folder of deep methods' checkpoints to check (repeatable); those under --out, the cache "
+        "and the checkpoint_dir the records' commands name are checked anyway",
+    )
     p.set_defaults(func=cmd_verify)
 
 
@@ -71,17 +78,25 @@ def cmd_verify(args, argv) -> int:
     records, scores = verify_results(out)
     cache_dir = None if args.no_cache else resolve_cache_dir(args.cache_dir)
     cache = verify_cache(cache_dir) if cache_dir is not None else None
-    problems = records.corrupt + scores.corrupt + (cache.corrupt if cache else [])
+    ckpt_dirs = [out, *([cache_dir] if cache_dir is not None else []), *checkpoint_dirs_of_records(out)]
+    for d in args.checkpoint_dir or []:
+        if not Path(d).is_dir():
+            raise InvalidInput(f"--checkpoint-dir {d} is not a folder; give the folder of --set METHOD.checkpoint_dir")
+        ckpt_dirs.append(Path(d))
+    checkpoints = verify_checkpoints(ckpt_dirs)
+    problems = records.corrupt + scores.corrupt + (cache.corrupt if cache else []) + checkpoints.corrupt
     for line in problems:
         print(f"CORRUPT {line}")
     print(records.line(f"records under {out}"))
     print(scores.line(f"cached scores under {out}"))
     if cache is not None:
         print(cache.line(f"cache entries under {cache_dir}"))
+    print(checkpoints.line(f"checkpoints under {', '.join(str(d) for d in dict.fromkeys(ckpt_dirs))}"))
     if problems:
         print(
             f"{len(problems)} corrupt artifact(s): none of them is used; `hashbench run` re-runs a corrupt "
-            "record's cell, and a corrupt cache entry or scores file is recomputed when next needed"
+            "record's cell, a corrupt cache entry or scores file is recomputed when next needed, and a fit "
+            "trains from scratch instead of resuming from a corrupt checkpoint"
         )
         return 2
     print("no corrupt artifact found")
