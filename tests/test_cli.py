@@ -255,7 +255,7 @@ def test_runs_accumulate_into_one_table(tmp_path):
     assert after.loc[("itq", "n_iter=0"), "16"] != before
     assert "itq.n_iter=0" in (tmp_path / "digits" / "map.md").read_text()
     # each record's variant also as the parameters it stores, which selectors match on
-    stored = pd.read_csv(tmp_path / "digits" / "results.csv").fillna("")
+    stored = pd.read_csv(tmp_path / "digits" / "results.csv", keep_default_na=False)
     pairs = set(zip(stored["variant"], stored["variant_params"], strict=True))
     assert pairs == {("", "{}"), ("n_iter=0", '{"n_iter":0}')}
 
