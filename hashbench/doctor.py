@@ -25,6 +25,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from . import __version__
+from .cache import resolve_cache_dir
+
 __all__ = ["collect", "render", "summary_lines"]
 
 #: the distributions that install the ``faiss`` module, CPU build first
@@ -137,8 +142,6 @@ def _faiss_info(check_gpu: bool) -> dict[str, Any]:
         )
     if has_gpu_index and n_gpus > 0 and check_gpu:
         try:
-            import numpy as np
-
             res = faiss.StandardGpuResources()
             index = faiss.GpuIndexBinaryFlat(res, 64)
             codes = np.arange(8 * 16, dtype=np.uint8).reshape(16, 8)
@@ -219,8 +222,6 @@ def _folder_size(folder: Path) -> tuple[int, int]:
 
 
 def _cache_info(cache_dir: str | None) -> dict[str, Any]:
-    from .cache import resolve_cache_dir
-
     folder = resolve_cache_dir(cache_dir)
     info: dict[str, Any] = {
         "folder": str(folder),
@@ -277,8 +278,6 @@ def collect(cache_dir: str | None = None, *, check_gpu: bool = True) -> dict[str
 
     check_gpu: where a GPU is seen, run a tiny torch matmul and a tiny faiss GPU search on it (ms).
     """
-    from . import __version__
-
     info: dict[str, Any] = {
         "hashbench": {"version": __version__, "location": str(Path(__file__).resolve().parent)},
         "python": {

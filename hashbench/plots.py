@@ -30,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from . import reproductions
 from .display import EXTRA_MARKERS, method_display, method_rank
 from .io import atomic_write_bytes
-from .scoring import metric_label
+from .records import CorruptRecord, read_meta
+from .scoring import load_scores, metric_label
+from .tables import load_frame, select
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -392,8 +395,6 @@ def map_vs_bits(df: pd.DataFrame) -> Drawn | None:
 
 
 def _default_loader() -> ScoresLoader:
-    from .scoring import load_scores
-
     return load_scores
 
 
@@ -627,8 +628,6 @@ def curve_frame(df: pd.DataFrame) -> pd.DataFrame:
     records' ``curve`` (deep methods, ``DeepHashMethod.learning_curve``): one row per record and
     epoch whose validation MAP was scored, with the training seconds up to that epoch
     (:data:`CURVE_COLUMNS`). Records without a scored curve add nothing."""
-    from .records import CorruptRecord, read_meta
-
     rows: list[dict[str, Any]] = []
     if df is None or df.empty or "record_path" not in df:
         return pd.DataFrame(columns=CURVE_COLUMNS)
@@ -825,8 +824,6 @@ def published_vs_ours_sweep(
 
 def _swept_column(reproduction: str, table: str) -> str:
     """The name a reproduction gives its table's swept value ("threshold"), else "swept value"."""
-    from . import reproductions
-
     try:
         sweep = reproductions.reproduction(reproduction).tables[int(table)].sweep
     except Exception:  # noqa: BLE001 - a table of a reproduction this installation does not know
@@ -945,8 +942,6 @@ def plot_dataset(
     """
     folder = Path(folder)
     if df is None:
-        from .tables import load_frame, select
-
         df, _ = select(load_frame(folder))
     drawn = dataset_figures(
         df, folder, scores_loader=scores_loader, per_length_pr=per_length_pr, curve_methods=curve_methods
@@ -961,35 +956,3 @@ def plot_dataset(
             if _is_ours(p) and p not in keep:
                 p.unlink()
     return paths
-
-
-def add_plot_parser(subparsers, **parser_kwargs: Any) -> None:
-    """Add the ``hashbench plot`` subcommand to cli.py's subparsers (``parser_kwargs``: e.g. its
-    ``formatter_class``)."""
-    p = subparsers.add_parser("plot", help="draw figures (PNG and SVG) from the records under --out", **parser_kwargs)
-    p.add_argument("--out", default="runs", help="the folder `hashbench run --out` wrote")
-    p.add_argument("--dataset", help="only this dataset's folder (default: every folder with records)")
-    p.add_argument(
-        "--curves",
-        metavar="METHODS",
-        help="the methods of the learning-curve figure (validation MAP against epoch and training seconds), "
-        "comma-separated, e.g. ssdh,ssdh+ga (default: every deep method whose records hold a curve)",
-    )
-    p.set_defaults(func=cmd_plot)
-
-
-def cmd_plot(args, argv) -> int:
-    """Draw every figure of each dataset folder under ``--out`` into ``<folder>/plots/``."""
-    from .tables import dataset_folders
-
-    curves = getattr(args, "curves", None)
-    curve_methods = [m.strip() for m in curves.split(",") if m.strip()] if curves else None
-    for folder in dataset_folders(args.out, args.dataset):
-        paths = plot_dataset(folder, curve_methods=curve_methods)
-        if curve_methods and not any(p.stem == "learning_curves" for p in paths):
-            print(
-                f"{folder}: no learning curves in the records of {', '.join(curve_methods)} (deep methods "
-                "record them with --set METHOD.validation_fraction=0.1 or so; curve_every sets how often)"
-            )
-        print(f"wrote {len(paths)} files to {folder / 'plots'}" if paths else f"{folder}: no records to plot")
-    return 0

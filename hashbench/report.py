@@ -24,8 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import __version__
 from .errors import InvalidInput
 from .io import atomic_write_text
+from .plots import dataset_figures, figure_bytes
+from .scoring import metric_label
+from .tables import COLLAPSE_MARK, dataset_folders, describe, load_frame, pivot, select
 
 REPORT_NAME = "report.html"
 
@@ -133,8 +137,6 @@ _SD = re.compile(r" ± ([0-9.eE+-]+|nan)")
 
 def _cell(text: str) -> str:
     """A table cell's text with the ± part and the collapse mark styled (escaped first)."""
-    from .tables import COLLAPSE_MARK
-
     out = _SD.sub(r' <span class="sd">± \1</span>', esc(text))
     return out.replace(
         esc(COLLAPSE_MARK), f'<span class="flag" title="codes collapsed in some seed">{esc(COLLAPSE_MARK)}</span>'
@@ -180,9 +182,6 @@ def table_block(caption: str, table_id: str, head: str, rows: str) -> str:
 
 
 def _tables_html(sec: DatasetSection) -> str:
-    from .scoring import metric_label
-    from .tables import pivot
-
     df = sec.df
     label = metric_label(df)
     parts = [
@@ -244,8 +243,6 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 def _figures_html(sec: DatasetSection, scores_loader=None) -> tuple[str, list[tuple[str, str]]]:
     """The embedded figures and their (id, title) entries for the table of contents."""
-    from .plots import dataset_figures, figure_bytes
-
     parts, toc = [], []
     for k, d in enumerate(dataset_figures(sec.df, sec.folder, scores_loader=scores_loader), start=1):
         png = figure_bytes(d.figure, "png")
@@ -265,8 +262,6 @@ def _figures_html(sec: DatasetSection, scores_loader=None) -> tuple[str, list[tu
 
 
 def _protocol_html(sec: DatasetSection) -> str:
-    from .tables import describe
-
     df = sec.df
     items = [line[2:] if line.startswith("- ") else line for line in describe(df)]
     items += list(sec.notes)
@@ -359,8 +354,6 @@ def render_report(
     scores_loader=None,
 ) -> str:
     """The report's HTML text for some datasets' selected records (no file is written)."""
-    from . import __version__
-
     sections = [
         DatasetSection(s.name, _complete(s.df), s.folder, s.notes)
         for s in sections
@@ -423,8 +416,6 @@ def build_report(
 ) -> Path:
     """Write ``out/report.html`` (atomically) for every dataset folder under ``out`` with records, or
     only ``dataset``; the records shown are those the tables show (:func:`hashbench.tables.select`)."""
-    from .tables import dataset_folders, load_frame, select
-
     out = Path(out)
     sections = []
     for folder in dataset_folders(out, dataset):

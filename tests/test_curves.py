@@ -223,9 +223,8 @@ def test_records_hold_one_curve_per_seed_ending_at_the_final_network(curve_run):
 
 
 def test_plot_draws_the_mean_curve_over_seeds(curve_run, capsys):
-    import argparse
-
     from hashbench import plots
+    from hashbench.cli import main
     from hashbench.tables import load_frame, select
 
     out, _, _ = curve_run
@@ -242,13 +241,9 @@ def test_plot_draws_the_mean_curve_over_seeds(curve_run, capsys):
     np.testing.assert_allclose(tline.get_xdata(), c.groupby("epoch")["seconds"].mean().to_numpy())
     assert plots.learning_curves(df, methods=["lsh"]) is None
 
-    parser = argparse.ArgumentParser(prog="hashbench")
-    plots.add_plot_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["plot", "--out", str(out), "--curves", "ssdh"])
-    assert args.func(args, []) == 0
+    assert main(["plot", "--out", str(out), "--curves", "ssdh"]) == 0
     assert (out / "digits" / "plots" / "learning_curves.png").is_file()
-    args = parser.parse_args(["plot", "--out", str(out), "--curves", "lsh"])
-    assert args.func(args, []) == 0
+    assert main(["plot", "--out", str(out), "--curves", "lsh"]) == 0
     assert "no learning curves in the records of lsh" in capsys.readouterr().out
     assert not (out / "digits" / "plots" / "learning_curves.png").exists()  # a stale figure goes
 

@@ -3,7 +3,6 @@ and real records from a tiny ``hashbench run`` on digits draw into ``<dataset>/p
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from matplotlib.collections import LineCollection
 
 from hashbench import display, plots
-from hashbench.errors import InvalidInput
+from hashbench.cli import main
 from hashbench.methods import get_method, list_methods
 
 
@@ -242,27 +241,11 @@ def digits_run(digits_lsh_itq_run, tmp_path_factory) -> Path:
     return out
 
 
-def _cli(*argv: str) -> int:
-    """``hashbench plot ...`` through this module's own subparser (errors raise, as cli.main would print them)."""
-    parser = argparse.ArgumentParser(prog="hashbench")
-    plots.add_plot_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args, list(argv))
-
-
-def _command(*argv: str) -> int:
-    """The user's path: ``hashbench.cli.main`` once cli.py wires ``plot``, else :func:`_cli`."""
-    from hashbench.cli import build_parser, main
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return main(list(argv)) if argv[0] in sub.choices else _cli(*argv)
-
-
 def test_plot_command_on_real_records(digits_run, capsys):
     """`hashbench plot --out D` draws from records only: the MAP line of itq is the frame's mean."""
     from hashbench.tables import load_frame, select
 
-    assert _command("plot", "--out", str(digits_run), "--dataset", "digits") == 0
+    assert main(["plot", "--out", str(digits_run), "--dataset", "digits"]) == 0
     folder = digits_run / "digits"
     assert (folder / "plots" / "map_vs_bits.svg").is_file() and (folder / "plots" / "pr_curves.png").is_file()
     assert "wrote 10 files" in capsys.readouterr().out
@@ -275,15 +258,15 @@ def test_plot_command_on_real_records(digits_run, capsys):
     assert set(pr["n_bits"]) == {16, 32} and all(np.isclose(r["recall"][-1], 1.0) for _, r in pr.iterrows())
 
 
-def test_plot_command_without_records_names_the_fix(tmp_path):
-    with pytest.raises(InvalidInput, match="hashbench run --out"):
-        _cli("plot", "--out", str(tmp_path))
-    with pytest.raises(InvalidInput, match="no records under"):
-        _cli("plot", "--out", str(tmp_path), "--dataset", "mnist")
+def test_plot_command_without_records_names_the_fix(tmp_path, capsys):
+    assert main(["plot", "--out", str(tmp_path)]) == 2
+    assert "hashbench run --out" in capsys.readouterr().err
+    assert main(["plot", "--out", str(tmp_path), "--dataset", "mnist"]) == 2
+    assert "no records under" in capsys.readouterr().err
 
 
 def test_importing_plots_and_report_leaves_matplotlib_unloaded():
-    """cli.py builds its parser from these modules: `hashbench methods` must not pay for matplotlib."""
+    """The CLI imports these modules at its top: `hashbench methods` must not pay for matplotlib."""
     import subprocess
     import sys
 
