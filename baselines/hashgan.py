@@ -90,7 +90,6 @@ from torch import nn
 
 from hashbench.device import resolve_device, seeded, torch_generator
 from hashbench.errors import InvalidInput
-from hashbench.loop import train_epochs
 from hashbench.methods import (
     N_BITS,
     SEED,
@@ -102,6 +101,7 @@ from hashbench.methods import (
     fit_context,
     validate_features,
 )
+from hashbench.methods.loop import train_epochs
 from hashbench.nets import Standardize
 
 IMAGE_SIZE = 32

@@ -3,7 +3,7 @@
 1. Semantic structure (paper Sec. 3.1; survey eq. 58): cosine distances of pretrained fc7 features
    of the training images, a histogram mode m, mirrored half-Gaussian fits left and right of m, and
    S_ij = +1 below mu_l - alpha sigma_l, -1 above mu_r + beta sigma_r, 0 (ignored) between
-   (:func:`hashbench.similarity.semantic_similarity`).
+   (:func:`hashbench.methods.similarity.semantic_similarity`).
 2. Hash network: backbone fc7 -> fc8 (4096 -> K) -> tanh, h in (-1, 1)^K; codes b = sign(h).
 3. Loss (survey eq. 59; official ``main.py``): J = mean over the B x B batch pairs of
    |S_ij| (h_i.h_j / K - S_ij)^2 (:func:`ssdh_loss`), minimised by Adam(lr 1e-3, eps 1.0), batch 24,
@@ -37,7 +37,7 @@ import torch
 
 from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.methods import Interval, Options
-from hashbench.similarity import RULES, semantic_similarity
+from hashbench.methods.similarity import RULES, semantic_similarity
 
 
 def ssdh_loss(u: torch.Tensor, S: torch.Tensor, v: torch.Tensor | None = None) -> torch.Tensor:

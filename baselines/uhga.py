@@ -82,7 +82,7 @@ import torch
 from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
 from hashbench.methods import Interval, registered_name
-from hashbench.similarity import cosine_distance_matrix
+from hashbench.methods.similarity import cosine_distance_matrix
 
 from .gradient_attention import ATTENTION_CONSTRAINTS, AttentionTrained
 

@@ -19,12 +19,12 @@ Everything below the criteria is inferred; each choice is a parameter where it h
   head on a representation's features (``hashbench.nets.feature_net``).
 - Semantic structure (``similarity="knn"``, default): cosine distances of the reference features
   (the representation's features, or the pretrained backbone's fc7 before training on the
-  end-to-end track; ``hashbench.similarity.cosine_distance_matrix``). S_ij = +1 when j is among
+  end-to-end track; ``hashbench.methods.similarity.cosine_distance_matrix``). S_ij = +1 when j is among
   the ``neighbors`` x (n - 1) nearest neighbours of i or i among those of j (ties broken by index),
   -1 when d_ij is above the ``dissimilar_quantile`` quantile of all n^2 distances, 0 (ignored)
   otherwise; the diagonal is 0. ``neighbors`` is a fraction (5%) rather than a count so that a
   mini-batch holds similar pairs at any training-set size. ``similarity="ssdh"`` uses SSDH's
-  half-Gaussian thresholds instead (``hashbench.similarity.semantic_similarity``).
+  half-Gaussian thresholds instead (``hashbench.methods.similarity.semantic_similarity``).
 - Semantic loss (:func:`semantic_loss`): the mean over the batch's known pairs (S_ij != 0) of
   (h_i.h_j / K - S_ij)^2, the SSDH-style pairwise form METHODS.md 8 proposes.
 - Quantisation loss (:func:`quantization_loss`): mean over items and bits of (sign(h) - h)^2.
@@ -56,7 +56,7 @@ import torch
 from hashbench.deep import DeepHashMethod, FitContext
 from hashbench.errors import InvalidInput
 from hashbench.methods import Interval, Options, fit_context, validate_features
-from hashbench.similarity import cosine_distance_matrix, semantic_similarity
+from hashbench.methods.similarity import cosine_distance_matrix, semantic_similarity
 
 SIMILARITIES = ("knn", "ssdh")
 

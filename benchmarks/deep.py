@@ -25,7 +25,7 @@ import torch
 from hashbench_baselines.ssdh import SSDH, ssdh_loss
 
 from hashbench.device import resolve_device, seeded
-from hashbench.similarity import semantic_similarity
+from hashbench.methods.similarity import semantic_similarity
 
 
 def gist_like(n: int, dim: int, seed: int = 0) -> np.ndarray:

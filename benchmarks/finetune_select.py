@@ -53,8 +53,8 @@ def _fit_one(job: tuple) -> tuple[str, float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     from hashbench.datasets import load_dataset
+    from hashbench.datasets.protocols import make_split
     from hashbench.features import compute_features
-    from hashbench.protocols import make_split
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", required=True, help="the CIFAR-10 folder")

@@ -34,10 +34,10 @@ def validation_split(train: np.ndarray, seed: int = 123, fraction: float = 0.2) 
 
 def main(argv: list[str] | None = None) -> None:
     from hashbench.datasets import load_dataset
+    from hashbench.datasets.protocols import make_split
     from hashbench.features import compute_features
     from hashbench.methods import get_method
     from hashbench.metrics import evaluate
-    from hashbench.protocols import make_split
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="cifar10")

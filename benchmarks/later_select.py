@@ -27,12 +27,12 @@ from benchmarks.hashgan_select import validation_split
 
 def main(argv: list[str] | None = None) -> None:
     from hashbench.datasets import load_dataset
+    from hashbench.datasets.protocols import make_split
     from hashbench.device import limit_threads
     from hashbench.errors import HashbenchError
     from hashbench.features import compute_features
     from hashbench.methods import get_method
     from hashbench.metrics import evaluate
-    from hashbench.protocols import make_split
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="cifar10")

@@ -26,10 +26,10 @@ import statistics
 import time
 
 from hashbench.device import limit_threads
-from hashbench.execute import RunContext, dataset_of, execute_cell, prepare
-from hashbench.executors import LocalExecutor
-from hashbench.plan import plan
-from hashbench.runner import RunConfig, context, parse_bits, parse_seeds
+from hashbench.run.execute import RunContext, dataset_of, execute_cell, prepare
+from hashbench.run.executors import LocalExecutor
+from hashbench.run.plan import plan
+from hashbench.run.runner import RunConfig, context, parse_bits, parse_seeds
 
 
 def _loop(ctx: RunContext, tasks: list) -> float:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from hashbench.ray_executor import RayExecutor
+    from hashbench.run.ray_executor import RayExecutor
 
     cfg = RunConfig(
         dataset="digits",

@@ -4,7 +4,7 @@ A record is a single ``.npz`` file written atomically (:mod:`hashbench.io`), so 
 leaves a half record. It holds ``meta`` (JSON: the cell's configuration and key, split sizes,
 timings, data-derived parameter values, a collapse diagnosis, versions, the command), the packed
 codes of queries and database (:mod:`hashbench.bits` order), the split's index arrays and the
-query and database labels. Scores are not part of a record: :mod:`hashbench.scoring` computes
+query and database labels. Scores are not part of a record: :mod:`hashbench.run.scoring` computes
 them from the stored codes and labels and caches them per metric specification, as
 ann-benchmarks does, so a new metric or cut-off needs no retraining.
 

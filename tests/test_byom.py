@@ -10,7 +10,7 @@ from PIL import Image
 
 from hashbench import bits
 from hashbench.cli import main
-from hashbench.protocols import make_split, split_checksum
+from hashbench.datasets.protocols import make_split, split_checksum
 from hashbench.records import iter_record_paths, read_record
 
 

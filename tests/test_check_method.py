@@ -115,8 +115,8 @@ LOSES_TO_LSH_ON_DIGITS: set[tuple[str, int]] = {
 @pytest.fixture(scope="module")
 def digits_protocol():
     from hashbench.datasets.digits import load_digits
+    from hashbench.datasets.protocols import make_split
     from hashbench.features.pixels import pixels
-    from hashbench.protocols import make_split
 
     ds = load_digits()
     split = make_split("digits", ds.labels, 0)

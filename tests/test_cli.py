@@ -163,7 +163,7 @@ class _Spy(HashMethod):
 def test_fit_sees_only_training_items_and_no_labels(tmp_path):
     from hashbench import methods
     from hashbench.datasets import load_dataset
-    from hashbench.protocols import make_split
+    from hashbench.datasets.protocols import make_split
 
     register("spy", _Spy)
     _Spy.seen.clear()

@@ -274,8 +274,8 @@ def test_end2end_records_are_keyed_by_the_fine_tuning_regime():
     """END2END_VERSION is part of an end-to-end cell's key, and of no features-track cell's key."""
     from hashbench.datasets import load_dataset
     from hashbench.nets import END2END_VERSION
-    from hashbench.plan import plan
-    from hashbench.runner import RunConfig
+    from hashbench.run.plan import plan
+    from hashbench.run.runner import RunConfig
 
     ds = load_dataset("digits")
     for track, expected in (("end2end", END2END_VERSION), ("features", None)):

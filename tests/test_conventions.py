@@ -1,4 +1,4 @@
-"""Other tools' MAP conventions (hashbench.conventions, docs/METRICS.md section 8): each equals the tool
+"""Other tools' MAP conventions (hashbench.results.conventions, docs/METRICS.md section 8): each equals the tool
 itself where it installs (pip install 'hashbench[compare]': pytrec_eval-terrier, torchmetrics, ranx)
 and a transcription of the tool's rule in every case."""
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from hashbench.cli import main
-from hashbench.conventions import hamming, map_convention, per_query_ap, relevance, trec_docno_order
 from hashbench.metrics import evaluate
+from hashbench.results.conventions import hamming, map_convention, per_query_ap, relevance, trec_docno_order
 
 
 def _data(seed=0, nq=25, nd=1300, n_bits=8, n_classes=6):
@@ -193,8 +193,8 @@ def test_tables_and_rescore_show_a_peers_convention(tmp_path, capsys):
     import glob
 
     from hashbench.cli import main
-    from hashbench.conventions import map_convention
     from hashbench.records import read_record
+    from hashbench.results.conventions import map_convention
 
     out = str(tmp_path)
     assert main(["run", "--methods", "itq", "--dataset", "digits", "--bits", "16", "--out", out, "--no-progress"]) == 0

@@ -17,7 +17,7 @@ from hashbench_baselines.usdh import USDH
 
 from hashbench.device import torch_generator
 from hashbench.errors import InvalidInput
-from hashbench.loop import load_checkpoint, run_isolated, save_checkpoint, split_validation, train_epochs
+from hashbench.methods.loop import load_checkpoint, run_isolated, save_checkpoint, split_validation, train_epochs
 from hashbench.metrics import evaluate
 
 TINY = {"n_bits": 16, "epochs": 4, "batch_size": 32, "hidden": 32, "validation_fraction": 0.2, "device": "cpu"}
@@ -175,7 +175,7 @@ SSDH_SET = {"validation_fraction": [0.2], "epochs": [3], "curve_every": [1], "hi
 def curve_run(tmp_path_factory):
     """A real run on the embedded digits (pixels): ssdh with a learning curve and lsh (none), 16 bits,
     seeds 0 and 1."""
-    from hashbench.runner import RunConfig, run_grid
+    from hashbench.run.runner import RunConfig, run_grid
 
     out = tmp_path_factory.mktemp("curves")
     cfg = RunConfig(
@@ -197,10 +197,10 @@ def test_records_hold_one_curve_per_seed_ending_at_the_final_network(curve_run):
     """The record's last validation MAP is that of the network the cell trained, recomputed here by
     refitting the cell (same kwargs, same training features: the same codes) and scoring its validation
     part independently."""
-    from hashbench.execute import dataset_of, features_of
     from hashbench.methods import get_method
     from hashbench.records import read_record
-    from hashbench.runner import context
+    from hashbench.run.execute import dataset_of, features_of
+    from hashbench.run.runner import context
 
     _, result, cfg = curve_run
     p = result.plan
@@ -223,9 +223,9 @@ def test_records_hold_one_curve_per_seed_ending_at_the_final_network(curve_run):
 
 
 def test_plot_draws_the_mean_curve_over_seeds(curve_run, capsys):
-    from hashbench import plots
     from hashbench.cli import main
-    from hashbench.tables import load_frame, select
+    from hashbench.figures import plots
+    from hashbench.results.tables import load_frame, select
 
     out, _, _ = curve_run
     df, _ = select(load_frame(out / "digits"))
@@ -249,7 +249,7 @@ def test_plot_draws_the_mean_curve_over_seeds(curve_run, capsys):
 
 
 def test_report_shows_the_learning_curves(curve_run):
-    from hashbench.report import build_report
+    from hashbench.figures.report import build_report
 
     out, _, _ = curve_run
     html = build_report(out).read_text()

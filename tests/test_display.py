@@ -1,5 +1,5 @@
 """The harness names no method: order, colour and marker come from the method classes
-(hashbench.display), and no registered name is written into hashbench's own code."""
+(hashbench.results.display), and no registered name is written into hashbench's own code."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hashbench import display
 from hashbench.methods import get_method, list_methods
-from hashbench.tables import method_rank
+from hashbench.results import display
+from hashbench.results.tables import method_rank
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "hashbench"

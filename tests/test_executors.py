@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 
 from hashbench.cli import main
-from hashbench.plan import Task, expected_cost, longest_first
+from hashbench.run.plan import Task, expected_cost, longest_first
 
 
 def _task(method: str, bits: int, seed: int = 0, **kwargs) -> Task:

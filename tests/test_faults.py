@@ -23,7 +23,7 @@ import pytest
 from hashbench import cache
 from hashbench.cli import main
 from hashbench.records import CorruptRecord, is_finished, iter_record_paths, read_record
-from hashbench.scoring import load_scores, scores_path
+from hashbench.run.scoring import load_scores, scores_path
 
 RUN = ["run", "--dataset", "digits", "--no-progress", "--no-plots", "--threads", "1"]
 
@@ -179,8 +179,8 @@ def test_corrupt_record_reruns_and_tables_never_show_it(small_run, tmp_path, cap
 
 
 def test_scores_checksum_and_link_to_record(small_run, tmp_path):
-    from hashbench.scoring import score_record
-    from hashbench.tables import default_spec
+    from hashbench.results.tables import default_spec
+    from hashbench.run.scoring import score_record
 
     out = _copy_run(small_run, tmp_path / "o")
     rec = _record(out)
@@ -230,7 +230,7 @@ def test_verify_finds_a_flipped_byte_in_a_checkpoint(tmp_path, capsys):
     --out and under --checkpoint-dir; a flipped byte is reported by name with exit 2."""
     import torch
 
-    from hashbench.loop import save_checkpoint
+    from hashbench.methods.loop import save_checkpoint
 
     out, ck, other = tmp_path / "o", tmp_path / "ck", tmp_path / "other"
     run = [*RUN, "--methods", "ssdh", "--bits", "16", "--set", "ssdh.epochs=1", "--device", "cpu"]
@@ -306,7 +306,7 @@ def test_malicious_checkpoint_runs_nothing(tmp_path):
     import torch
 
     from hashbench.errors import InvalidInput
-    from hashbench.loop import load_checkpoint, save_checkpoint
+    from hashbench.methods.loop import load_checkpoint, save_checkpoint
 
     marker = tmp_path / "pwned"
     ckpt = tmp_path / "ckpt.pt"
@@ -346,7 +346,7 @@ def test_check_tolerance_must_be_finite_and_non_negative(tol, tmp_path, capsys):
 _PARENT = textwrap.dedent(
     """
     import os, time
-    from hashbench.executors import LocalExecutor
+    from hashbench.run.executors import LocalExecutor
 
     if __name__ == "__main__":
         pool = LocalExecutor(2, threads_per_job=1).pool(2)
@@ -393,7 +393,7 @@ def test_workers_end_when_the_parent_is_killed(tmp_path):
 
 def test_watchdog_alone_ends_an_orphan(monkeypatch):
     """Without prctl (other systems), the watchdog thread ends a worker whose parent changed."""
-    from hashbench import executors
+    from hashbench.run import executors
 
     exits = []
     monkeypatch.setattr(executors, "WATCHDOG_S", 0.01)
@@ -433,12 +433,12 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 def test_full_disk_on_out_stops_the_run_at_the_first_record(tmp_path, monkeypatch, capsys):
-    import hashbench.execute as execute
+    import hashbench.run.execute as execute
 
     cells = []
     real = execute.execute_cell
     monkeypatch.setattr(execute, "execute_cell", lambda ctx, t: cells.append(t) or real(ctx, t))
-    monkeypatch.setattr("hashbench.executors.execute_cell", execute.execute_cell)
+    monkeypatch.setattr("hashbench.run.executors.execute_cell", execute.execute_cell)
     out = tmp_path / "out"
     tried = _fail_writes_under(monkeypatch, out / "digits" / "records", errno.ENOSPC)
     rc = main([*RUN, "--methods", "lsh,itq", "--bits", "16,32", "--out", str(out)])
@@ -450,9 +450,9 @@ def test_full_disk_on_out_stops_the_run_at_the_first_record(tmp_path, monkeypatc
 
 
 def test_unwritable_cache_stops_before_any_cell(tmp_path, monkeypatch, capsys):
-    import hashbench.execute as execute
+    import hashbench.run.execute as execute
 
-    monkeypatch.setattr("hashbench.executors.execute_cell", lambda *a: pytest.fail("a cell ran"))
+    monkeypatch.setattr("hashbench.run.executors.execute_cell", lambda *a: pytest.fail("a cell ran"))
     monkeypatch.setattr(execute, "execute_cell", lambda *a: pytest.fail("a cell ran"))
     cdir = tmp_path / "cache"
     _fail_writes_under(monkeypatch, cdir, errno.EACCES)
@@ -533,7 +533,7 @@ def test_records_store_the_median_and_quartiles(small_run):
 
 
 def test_same_basename_different_folders_get_different_output_folders(tmp_path):
-    from hashbench.plan import dataset_dirname
+    from hashbench.run.plan import dataset_dirname
 
     a, b = dataset_dirname("imagefolder:/a/imgs"), dataset_dirname("imagefolder:/b/imgs")
     assert a != b and a.startswith("imagefolder-imgs-") and b.startswith("imagefolder-imgs-")
@@ -619,7 +619,7 @@ def test_corrupt_images_are_reported_together_and_empty_classes_warned(tmp_path)
 def test_set_for_an_unknown_method_says_unknown():
     from hashbench.datasets import load_dataset
     from hashbench.errors import UnknownName
-    from hashbench.plan import RunConfig, plan
+    from hashbench.run.plan import RunConfig, plan
 
     ds = load_dataset("digits")
     cfg = RunConfig(dataset="digits", methods=["lsh"], params={"nosuch": {"x": [1]}}, out="unused")
@@ -636,7 +636,7 @@ def test_corrupt_checkpoint_is_not_used(tmp_path):
     import torch
     from hashbench_baselines.ssdh import SSDH
 
-    from hashbench.loop import load_checkpoint, save_checkpoint
+    from hashbench.methods.loop import load_checkpoint, save_checkpoint
 
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"w": torch.arange(4.0)})

@@ -172,8 +172,8 @@ def test_full_fine_tuning_takes_images(small):
 
 
 def test_plan_names_the_regime_and_keys_the_features_track_as_before():
-    from hashbench.plan import plan
-    from hashbench.runner import RunConfig
+    from hashbench.run.plan import plan
+    from hashbench.run.runner import RunConfig
 
     ds = load_dataset("digits")
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection
 
-from hashbench import display, plots
 from hashbench.cli import main
+from hashbench.figures import plots
 from hashbench.methods import get_method, list_methods
+from hashbench.results import display
 
 
 def synthetic_frame(methods=("lsh", "itq"), bits=(16, 32), seeds=(0, 1), dataset="digits"):
@@ -243,7 +244,7 @@ def digits_run(digits_lsh_itq_run, tmp_path_factory) -> Path:
 
 def test_plot_command_on_real_records(digits_run, capsys):
     """`hashbench plot --out D` draws from records only: the MAP line of itq is the frame's mean."""
-    from hashbench.tables import load_frame, select
+    from hashbench.results.tables import load_frame, select
 
     assert main(["plot", "--out", str(digits_run), "--dataset", "digits"]) == 0
     folder = digits_run / "digits"
@@ -270,6 +271,6 @@ def test_importing_plots_and_report_leaves_matplotlib_unloaded():
     import subprocess
     import sys
 
-    code = "import sys, hashbench.plots, hashbench.report; print('matplotlib' in sys.modules)"
+    code = "import sys, hashbench.figures.plots, hashbench.figures.report; print('matplotlib' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from hashbench.datasets.protocols import get_protocol, given_split, make_split, split_checksum
 from hashbench.errors import InvalidInput, UnknownName
-from hashbench.protocols import get_protocol, given_split, make_split, split_checksum
 
 
 def cifar_like_labels():

@@ -144,8 +144,8 @@ def _scores(out: Path) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
 # -- no cluster needed -----------------------------------------------------------------------------
 def test_without_ray_the_error_names_the_install_command(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
-    from hashbench.ray_executor import RayExecutor, RayMissing
-    from hashbench.runner import get_executor
+    from hashbench.run.ray_executor import RayExecutor, RayMissing
+    from hashbench.run.runner import get_executor
 
     with pytest.raises(RayMissing, match=r"pip install 'hashbench\[ray\]'"):
         RayExecutor()
@@ -158,7 +158,7 @@ def test_without_ray_the_error_names_the_install_command(monkeypatch, capsys):
 
 
 def test_no_module_imports_ray_at_import_time():
-    """Only function bodies of hashbench.ray_executor may import ray: the default install has no Ray."""
+    """Only function bodies of hashbench.run.ray_executor may import ray: the default install has no Ray."""
     import ast
 
     import hashbench
@@ -188,15 +188,15 @@ def test_no_module_imports_ray_at_import_time():
 @pytest.mark.slow
 def test_default_install_never_imports_ray():
     code = (
-        "import sys, hashbench.cli, hashbench.runner, hashbench.executors, hashbench.ray_executor; "
+        "import sys, hashbench.cli, hashbench.run.runner, hashbench.run.executors, hashbench.run.ray_executor; "
         "sys.exit(1 if 'ray' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_task_resources_follow_the_method():
-    from hashbench.plan import Task
-    from hashbench.ray_executor import task_resources
+    from hashbench.run.plan import Task
+    from hashbench.run.ray_executor import task_resources
 
     def task(method):
         return Task(method, {}, 16, 0, 0, {}, "", "x.npz")
@@ -211,7 +211,7 @@ def test_task_resources_follow_the_method():
 
 @needs_ray
 def test_bad_arguments_are_input_errors():
-    from hashbench.ray_executor import RayExecutor
+    from hashbench.run.ray_executor import RayExecutor
 
     for kwargs in ({"num_cpus": 0}, {"deep_cpus": 0}, {"max_retries": -1}):
         with pytest.raises(InvalidInput):
@@ -222,7 +222,7 @@ def test_bad_arguments_are_input_errors():
 def test_an_address_where_nothing_listens_fails_at_once():
     import socket
 
-    from hashbench.ray_executor import _check_reachable
+    from hashbench.run.ray_executor import _check_reachable
 
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there now
         s.bind(("127.0.0.1", 0))
@@ -259,8 +259,8 @@ def test_same_grid_on_local_and_ray(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_killed_worker_is_retried_and_leaves_one_whole_record(cluster, tmp_path):
-    from hashbench.ray_executor import RayExecutor
-    from hashbench.runner import RunConfig, run_grid
+    from hashbench.run.ray_executor import RayExecutor
+    from hashbench.run.runner import RunConfig, run_grid
 
     cfg = RunConfig(dataset="digits", methods=["killonce_retried"], bits=[16], out=str(tmp_path), progress=False)
     result = run_grid(cfg, executor=RayExecutor(max_retries=1))
@@ -273,8 +273,8 @@ def test_killed_worker_is_retried_and_leaves_one_whole_record(cluster, tmp_path)
 
 @pytest.mark.slow
 def test_failed_cells_are_reported_while_the_others_finish_and_a_rerun_resumes(cluster, tmp_path):
-    from hashbench.ray_executor import CellCrashed, RayExecutor
-    from hashbench.runner import CellsFailed, RunConfig, run_grid
+    from hashbench.run.ray_executor import CellCrashed, RayExecutor
+    from hashbench.run.runner import CellsFailed, RunConfig, run_grid
 
     cfg = RunConfig(
         dataset="digits",
@@ -341,7 +341,7 @@ def test_workers_read_the_cached_representation(cluster, tmp_path):
 def test_storage_check_on_the_cluster(cluster, tmp_path):
     import ray
 
-    from hashbench.ray_executor import _probe, check_shared_storage
+    from hashbench.run.ray_executor import _probe, check_shared_storage
 
     assert check_shared_storage({"out": str(tmp_path / "out"), "cache": str(tmp_path / "cache")}) == []
     assert not list((tmp_path / "out").iterdir())  # the probe files are removed
@@ -352,9 +352,9 @@ def test_storage_check_on_the_cluster(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_cuda_without_gpus_on_the_cluster_is_an_input_error(cluster, tmp_path):
-    from hashbench.execute import RunContext
-    from hashbench.plan import Task
-    from hashbench.ray_executor import RayExecutor
+    from hashbench.run.execute import RunContext
+    from hashbench.run.plan import Task
+    from hashbench.run.ray_executor import RayExecutor
 
     ctx = RunContext("digits", None, False, "generic", "pixels", None, None, "cuda")
     with pytest.raises(InvalidInput, match="has none"):

@@ -10,7 +10,7 @@ import pytest
 
 from hashbench.errors import InvalidInput
 from hashbench.records import CorruptRecord, cell_key, read_record, record_path, write_record
-from hashbench.tables import pivot, record_row, render_markdown, select
+from hashbench.results.tables import pivot, record_row, render_markdown, select
 
 SPLIT = {"query": np.arange(5), "train": np.arange(3), "database": np.arange(9)}
 
@@ -155,7 +155,7 @@ def test_protocols_are_separate_rows():
 
 def test_committed_tables_carry_no_machine_paths():
     """results.csv and map.md identify data by checksum and kind, never by where one machine kept it."""
-    from hashbench.tables import portable
+    from hashbench.results.tables import portable
 
     cmd = "hashbench run --dataset cifar10 --data-root /srv/data/cifar10 --weights=/home/u/w.pth --out /tmp/o"
     assert portable(cmd) == "hashbench run --dataset cifar10 --data-root DIR --weights=FILE --out o"

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 from test_plots import synthetic_frame
 
-from hashbench import report
 from hashbench.errors import InvalidInput
+from hashbench.figures import report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
@@ -208,7 +208,7 @@ def digits_report(digits_lsh_itq_run, tmp_path_factory) -> Path:
 def test_report_in_headless_chromium(chromium, digits_report, tmp_path):
     """Rendered by a real browser: the DOM holds the tables' numbers, every image decoded, the page
     fits a small laptop's width without horizontal scrolling, and the screenshot is not blank."""
-    from hashbench.tables import load_frame, select
+    from hashbench.results.tables import load_frame, select
 
     html_path = digits_report / "report.html"
     text = html_path.read_text()

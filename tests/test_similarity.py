@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import norm
 
 from hashbench.errors import InvalidInput
-from hashbench.similarity import (
+from hashbench.methods.similarity import (
     cosine_distance_matrix,
     half_gaussian_fits,
     semantic_similarity,

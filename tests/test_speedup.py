@@ -154,8 +154,8 @@ def test_overview_opens_claims_md_and_names_the_command_of_what_was_not_run():
 def test_real_curves_from_a_digits_run(tmp_path):
     """Records of a real run carry the curves the claim reads: times within the epochs run, seconds
     growing with them."""
-    from hashbench.runner import RunConfig, run_grid
-    from hashbench.tables import load_frame
+    from hashbench.results.tables import load_frame
+    from hashbench.run.runner import RunConfig, run_grid
 
     small = {"validation_fraction": [0.2], "epochs": [3], "curve_every": [1], "hidden": [32], "batch_size": [50]}
     cfg = RunConfig(

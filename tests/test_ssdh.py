@@ -156,8 +156,8 @@ def test_ssdh_beats_lsh_on_digits_pixels():
     from hashbench_baselines.lsh import LSH
     from sklearn.datasets import load_digits
 
+    from hashbench.datasets.protocols import make_split
     from hashbench.metrics import evaluate
-    from hashbench.protocols import make_split
 
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)

@@ -1,4 +1,4 @@
-"""Paired comparisons (hashbench.stats) on cases with known answers, and compare_table on a constructed frame."""
+"""Paired comparisons (hashbench.results.stats) on known answers, and compare_table on a constructed frame."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from scipy import stats as sps
 from hashbench.digests import canonical_json
 from hashbench.errors import InvalidInput, UnknownName
 from hashbench.reproductions.base import Cells, cell_rows
-from hashbench.stats import (
+from hashbench.results.stats import (
     Selector,
     compare_table,
     format_p,
@@ -26,7 +26,7 @@ from hashbench.stats import (
     same_params,
     select_rows,
 )
-from hashbench.tables import record_row
+from hashbench.results.tables import record_row
 from hashbench.values import format_variant, stored_variant
 
 

@@ -26,8 +26,8 @@ SLOW = {"ssdh+ga", "uhga+ga"}
 @pytest.fixture(scope="module")
 def digits():
     from hashbench.datasets.digits import load_digits
+    from hashbench.datasets.protocols import make_split
     from hashbench.features.pixels import pixels
-    from hashbench.protocols import make_split
 
     ds = load_digits()
     split = make_split("digits", ds.labels, 0)

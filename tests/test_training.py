@@ -1,5 +1,5 @@
 """The deep-learning machinery every deep method shares: devices, seeding (hashbench.device), the epoch loop and
-checkpoints (hashbench.loop)."""
+checkpoints (hashbench.methods.loop)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 
 from hashbench.device import resolve_device, seeded, torch_generator
 from hashbench.errors import HashbenchError, InvalidInput
-from hashbench.loop import index_batches, split_validation, train_epochs
+from hashbench.methods.loop import index_batches, split_validation, train_epochs
 
 
 def test_resolve_device_names():

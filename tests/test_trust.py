@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from hashbench.cli import main
-from hashbench.plan import dataset_dirname
+from hashbench.run.plan import dataset_dirname
 
 FAST = ["--no-progress", "--no-plots"]
 
@@ -150,9 +150,10 @@ def test_bad_input_exits_2_and_writes_nothing(argv, needle, tmp_path, capsys):
     assert not list(tmp_path.rglob("*.npz"))
 
 
-def test_collapsed_codes_are_flagged_in_tables(tmp_path):
+def test_collapsed_codes_are_flagged_in_tables(tmp_path, monkeypatch):
     """5: codes that collapse (a bit constant over the database) are flagged in map.md and results.csv."""
-    from hashbench.methods import HashMethod, register
+    from hashbench import methods
+    from hashbench.methods import HashMethod
 
     class Constant(HashMethod):
         """Every item gets code 0...0 except one varying bit: collapsed."""
@@ -169,7 +170,7 @@ def test_collapsed_codes_are_flagged_in_tables(tmp_path):
             h[:, 0] = X[:, 10] - np.median(X[:, 10])
             return h
 
-    register("constant-test", Constant)
+    monkeypatch.setitem(methods._REGISTRY, "constant-test", Constant)  # registered for this test only
     assert _run(tmp_path, "--methods", "constant-test,lsh", "--dataset", "digits", "--bits", "8") == 0
     res = pd.read_csv(tmp_path / "digits" / "results.csv").set_index("method")
     assert bool(res.loc["constant-test", "collapsed"]) and not bool(res.loc["lsh", "collapsed"])
@@ -198,7 +199,7 @@ def test_rescore_gives_the_stored_scores_and_a_new_cutoff_needs_no_training(tmp_
     assert main(["rescore", "--out", str(tmp_path), "--topk", "50"]) == 0
     scores = sorted((tmp_path / "digits" / "scores").glob("itq-*.npz"))
     assert len(scores) == 2, "one scores file per metric specification"
-    from hashbench.scoring import load_scores
+    from hashbench.run.scoring import load_scores
 
     tops = sorted(str(load_scores(s)["spec"]["topk"]) for s in scores)
     assert tops == ["50", "None"]

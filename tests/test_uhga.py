@@ -18,7 +18,7 @@ from hashbench_baselines.uhga import (
 )
 
 from hashbench.errors import InvalidInput
-from hashbench.similarity import cosine_distance_matrix
+from hashbench.methods.similarity import cosine_distance_matrix
 
 FAST = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}  # sim_threshold derived
 

@@ -1,5 +1,5 @@
 """``hashbench split``, ``import`` and ``evaluate``: bring your own model (the work:
-:mod:`hashbench.export` and :mod:`hashbench.conventions`)."""
+:mod:`hashbench.run.export` and :mod:`hashbench.results.conventions`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..conventions import CONVENTIONS, evaluate_files
 from ..errors import InvalidInput
-from ..export import PARTS, ProtocolSplit, files_sha256, import_codes, protocol_split, read_codes, write_split
-from ..scoring import score_record
-from ..tables import default_spec, load_frame, pivot, select, to_markdown, write_tables
+from ..results.conventions import CONVENTIONS, evaluate_files
+from ..results.tables import default_spec, load_frame, pivot, select, to_markdown, write_tables
+from ..run.export import PARTS, ProtocolSplit, files_sha256, import_codes, protocol_split, read_codes, write_split
+from ..run.scoring import score_record
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -1,9 +1,9 @@
-"""``hashbench check``: exit 1 when a MAP fell below its reference (the work: :mod:`hashbench.reference`)."""
+"""``hashbench check``: exit 1 when a MAP fell below its reference (the work: :mod:`hashbench.results.reference`)."""
 
 from __future__ import annotations
 
-from ..ci_output import to_json, write_junit, write_step_summary
 from ..errors import InvalidInput
+from ..results.ci_output import to_json, write_junit, write_step_summary
 from .common import HelpFormatter, add_grid_args, add_json_arg, quiet, run_config
 
 
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_check(args, argv) -> int:
-    from .. import reference  # runs grids: torch
+    from ..results import reference  # runs grids: torch
 
     tolerance = reference.check_tolerance(args.tolerance)
     if args.write:

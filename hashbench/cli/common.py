@@ -9,8 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..plots import plot_dataset  # matplotlib itself loads on the first figure
-from ..tables import write_tables
+from ..figures.plots import plot_dataset  # matplotlib itself loads on the first figure
+from ..results.tables import write_tables
 
 EPILOG = "Docs: README.md. Metric conventions: tie-aware MAP unless a table says otherwise."
 
@@ -123,11 +123,11 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
 
 
 def run_config(args, methods: str | None = None, **given):
-    """The :class:`~hashbench.runner.RunConfig` of the grid options in ``args`` (``methods`` and
+    """The :class:`~hashbench.run.runner.RunConfig` of the grid options in ``args`` (``methods`` and
     ``given`` fields override them: ``check`` runs each reference group). Limits this process's
     threads as ``--threads`` asks."""
     from ..device import keep_freed_memory, limit_threads  # torch: loaded only by commands that train
-    from ..runner import RunConfig, parse_bits, parse_params, parse_seeds
+    from ..run.runner import RunConfig, parse_bits, parse_params, parse_seeds
 
     limit_threads(getattr(args, "threads", None))
     keep_freed_memory()  # this process trains the cells when --jobs is 1
@@ -159,7 +159,7 @@ def run_config(args, methods: str | None = None, **given):
 
 
 def executor(name: str = "local", jobs: int = 1, address: str | None = None):
-    from ..runner import get_executor  # torch
+    from ..run.runner import get_executor  # torch
 
     return get_executor(name, jobs=jobs, address=address)
 

@@ -1,12 +1,12 @@
 """``hashbench plot`` and ``hashbench report``: figures and the HTML report from the records under
---out (the drawing is :func:`hashbench.plots.plot_dataset`'s, the report
-:func:`hashbench.report.build_report`'s)."""
+--out (the drawing is :func:`hashbench.figures.plots.plot_dataset`'s, the report
+:func:`hashbench.figures.report.build_report`'s)."""
 
 from __future__ import annotations
 
-from ..plots import plot_dataset
-from ..report import build_report
-from ..tables import dataset_folders
+from ..figures.plots import plot_dataset
+from ..figures.report import build_report
+from ..results.tables import dataset_folders
 from .common import command_line
 
 

@@ -12,7 +12,13 @@ from ..cache import resolve_cache_dir
 from ..datasets import describe_datasets
 from ..doctor import collect, render
 from ..errors import InvalidInput
-from ..verify import checkpoint_dirs_of_records, result_folders, verify_cache, verify_checkpoints, verify_results
+from ..results.verify import (
+    checkpoint_dirs_of_records,
+    result_folders,
+    verify_cache,
+    verify_checkpoints,
+    verify_results,
+)
 from .common import HelpFormatter
 
 

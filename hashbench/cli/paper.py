@@ -10,8 +10,8 @@ import pandas as pd
 from .. import reproductions
 from ..errors import InvalidInput
 from ..io import atomic_write_text
-from ..scoring import load_scores
-from ..tables import load_frame, portable
+from ..results.tables import load_frame, portable
+from ..run.scoring import load_scores
 from .common import HelpFormatter, command_line, executor, train_stages
 from .runs import run_and_show
 
@@ -44,7 +44,7 @@ def run_planned(run, threads: int | None = None, jobs: int | None = None, bar=No
     options would: the same RunConfig (its command line stored in the records), tables and figures.
     ``bar``: the plan's progress bar (the run advances it instead of drawing its own)."""
     from ..device import keep_freed_memory, limit_threads  # torch
-    from ..runner import RunConfig, parse_params
+    from ..run.runner import RunConfig, parse_params
 
     limit_threads(threads)
     keep_freed_memory()
@@ -85,7 +85,7 @@ def run_command_of(argv: list[str]) -> str:
 
 
 def cmd_paper(args, argv) -> int:
-    from ..plan import dataset_dirname, parse_seeds  # the method registry: scikit-learn
+    from ..run.plan import dataset_dirname, parse_seeds  # the method registry: scikit-learn
 
     repro = reproductions.reproduction(args.name)
     seeds = parse_seeds(args.seeds)

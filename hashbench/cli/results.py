@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import stats
-from ..ci_output import to_json
-from ..conventions import CONVENTIONS, convention_scores
 from ..errors import InvalidInput
 from ..io import atomic_write_text
 from ..records import CorruptRecord, iter_metas, iter_record_paths
-from ..scoring import PRECISION_AT, load_scores, metric_spec, score_all, score_record
-from ..tables import (
+from ..results import stats
+from ..results.ci_output import to_json
+from ..results.conventions import CONVENTIONS, convention_scores
+from ..results.tables import (
     compare_published,
     dataset_folders,
     default_spec,
@@ -24,6 +23,7 @@ from ..tables import (
     to_markdown,
     write_tables,
 )
+from ..run.scoring import PRECISION_AT, load_scores, metric_spec, score_all, score_record
 from .common import HelpFormatter, add_json_arg, command_line, write_outputs
 
 
@@ -143,7 +143,7 @@ def cmd_rescore(args, argv) -> int:
 
 
 def cmd_compare(args, argv) -> int:
-    from ..plan import dataset_dirname, parse_bits, parse_seeds  # the method registry: scikit-learn
+    from ..run.plan import dataset_dirname, parse_bits, parse_seeds  # the method registry: scikit-learn
 
     folder = Path(args.out) / dataset_dirname(args.dataset)
     if not (folder / "records").is_dir():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..ci_output import to_json
-from ..tables import load_frame, pivot, select, to_markdown
+from ..results.ci_output import to_json
+from ..results.tables import load_frame, pivot, select, to_markdown
 from .common import (
     EPILOG,
     HelpFormatter,
@@ -35,7 +35,7 @@ def run_and_show(
     """Run ``cfg``'s grid, write its folder's tables (and figures) and print this run's MAP table (or
     JSON); a failed cell raises once the others are written. ``paper --run`` runs its cells this way,
     with one progress ``bar`` over all its runs and without the tables (``show=False``)."""
-    from ..runner import run_grid  # torch
+    from ..run.runner import run_grid  # torch
 
     with quiet(as_json):
         result = run_grid(cfg, executor=runner_executor, bar=bar)

@@ -2,7 +2,7 @@
 
 Concrete sources (digits, mnist, cifar10, nuswide21, imagefolder, listfile, features, synthetic)
 live in sibling modules and return a :class:`Dataset`. Following faiss's ``contrib/datasets.py``,
-a dataset knows nothing of splits: protocols (``hashbench.protocols``) draw query / train /
+a dataset knows nothing of splits: protocols (``hashbench.datasets.protocols``) draw query / train /
 database indices from its labels.
 """
 

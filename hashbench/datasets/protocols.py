@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .digests import bytes_digest
-from .errors import InvalidInput, UnknownName
+from ..digests import bytes_digest
+from ..errors import InvalidInput, UnknownName
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """Figures from records: MAP against code length, precision-recall over Hamming radius, precision@N,
 quality against cost, ours against published numbers, and deep methods' learning curves.
 
-Everything is drawn from records only (the frame of :func:`hashbench.tables.load_frame` and the
-per-record scores of :func:`hashbench.scoring.load_scores`); nothing is retrained. Figures go to
+Everything is drawn from records only (the frame of :func:`hashbench.results.tables.load_frame` and the
+per-record scores of :func:`hashbench.run.scoring.load_scores`); nothing is retrained. Figures go to
 ``DIR/<dataset>/plots/`` as PNG (for people and the HTML report) and SVG (for papers), under fixed
 names (:data:`FIGURE_NAMES`).
 
 One style across every figure: a method has the same colour and marker in every figure of every
-dataset (:func:`method_style`: what each method class declares, read by :mod:`hashbench.display`; a
+dataset (:func:`method_style`: what each method class declares, read by :mod:`hashbench.results.display`; a
 digest of the name into a qualitative palette for any other), the protocol and metric are stated in
 each title, legends sit outside the axes. Drawing is headless: the Agg backend, matplotlib's object
 API (``Figure``, never pyplot's global figure state). Output is deterministic: fixed SVG hash salt, no date in the SVG
@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import reproductions
-from .display import EXTRA_MARKERS, method_display, method_rank
-from .io import atomic_write_bytes
-from .records import CorruptRecord, read_meta
-from .scoring import load_scores, metric_label
-from .tables import load_frame, select
+from .. import reproductions
+from ..io import atomic_write_bytes
+from ..records import CorruptRecord, read_meta
+from ..results.display import EXTRA_MARKERS, method_display, method_rank
+from ..results.tables import load_frame, select
+from ..run.scoring import load_scores, metric_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -121,7 +121,7 @@ def _style() -> Iterator[None]:
 
 def method_style(method: str) -> tuple[str, str]:
     """(colour, marker) of a method: the same in every figure and every dataset. Each method class
-    declares its own (``display_style``, :mod:`hashbench.display`); others get one by a digest of the
+    declares its own (``display_style``, :mod:`hashbench.results.display`); others get one by a digest of the
     name."""
     shown = method_display(method)
     return shown.colour, shown.marker
@@ -624,7 +624,7 @@ CURVE_COLUMNS = [*SERIES_KEYS, "n_bits", "seed", "epoch", "seconds", "val_map"]
 
 
 def curve_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The learning curves of a frame's records (:func:`hashbench.tables.load_frame`), read from the
+    """The learning curves of a frame's records (:func:`hashbench.results.tables.load_frame`), read from the
     records' ``curve`` (deep methods, ``DeepHashMethod.learning_curve``): one row per record and
     epoch whose validation MAP was scored, with the training seconds up to that epoch
     (:data:`CURVE_COLUMNS`). Records without a scored curve add nothing."""
@@ -935,7 +935,7 @@ def plot_dataset(
     """Draw every figure of one dataset folder (``DIR/<dataset>``) into ``DIR/<dataset>/plots/``.
 
     ``df`` is the frame to draw (default: the folder's records chosen as the tables choose them,
-    :func:`hashbench.tables.select`). ``per_length_pr`` adds ``pr_<bits>b`` files, one PR panel each;
+    :func:`hashbench.results.tables.select`). ``per_length_pr`` adds ``pr_<bits>b`` files, one PR panel each;
     ``curve_methods`` chooses the methods of the learning curves (default: all that have them).
     Figures this call did not draw (their data is gone) are removed, so the folder never shows a stale
     figure beside fresh ones. Returns the files written.

@@ -1,8 +1,8 @@
 """One self-contained HTML report of a run folder: ``hashbench report --out DIR`` -> ``DIR/report.html``.
 
 Per dataset: the tables (tie-aware MAP as mean ± std over seeds with n, index-order MAP, the tie
-range, training time — the same cells as ``map.md``, from :mod:`hashbench.tables`), the figures of
-:mod:`hashbench.plots` embedded as base64 PNG, the protocol with its split checksums and metric
+range, training time — the same cells as ``map.md``, from :mod:`hashbench.results.tables`), the figures of
+:mod:`hashbench.figures.plots` embedded as base64 PNG, the protocol with its split checksums and metric
 convention, the commands that produced the records, and the versions and devices. A table of
 contents links every section; each section links back.
 
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
-from .errors import InvalidInput
-from .io import atomic_write_text
+from .. import __version__
+from ..errors import InvalidInput
+from ..io import atomic_write_text
+from ..results.tables import COLLAPSE_MARK, dataset_folders, describe, load_frame, pivot, select
+from ..run.scoring import metric_label
 from .plots import dataset_figures, figure_bytes
-from .scoring import metric_label
-from .tables import COLLAPSE_MARK, dataset_folders, describe, load_frame, pivot, select
 
 REPORT_NAME = "report.html"
 
@@ -415,7 +415,7 @@ def build_report(
     out: str | Path, dataset: str | None = None, *, command: str | None = None, scores_loader=None
 ) -> Path:
     """Write ``out/report.html`` (atomically) for every dataset folder under ``out`` with records, or
-    only ``dataset``; the records shown are those the tables show (:func:`hashbench.tables.select`)."""
+    only ``dataset``; the records shown are those the tables show (:func:`hashbench.results.tables.select`)."""
     out = Path(out)
     sections = []
     for folder in dataset_folders(out, dataset):

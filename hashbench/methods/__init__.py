@@ -49,7 +49,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .errors import MAX_BITS, HashbenchError, InvalidInput, UnknownName
+from ..errors import MAX_BITS, HashbenchError, InvalidInput, UnknownName
 
 ENTRY_POINT_GROUP = "hashbench.methods"
 
@@ -350,7 +350,7 @@ class HashMethod(BaseEstimator):
     #: where the method's row goes in tables (lower first; ties by name); not part of any key
     display_rank: ClassVar[int] = 1000
     #: (matplotlib colour, marker) of the method in every figure; None: chosen by a digest of the name
-    #: (:mod:`hashbench.display` reads both; the harness names no method). Not part of any key.
+    #: (:mod:`hashbench.results.display` reads both; the harness names no method). Not part of any key.
     display_style: ClassVar[tuple[str, str] | None] = None
     randomized: ClassVar[bool] = True
     parameter_constraints: ClassVar[dict[str, list[Any]]] = {}

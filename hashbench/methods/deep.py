@@ -3,7 +3,7 @@
 A deep method (SSDH, SSDH+GA, UHGA, UHGA+GA, USDH) is a :class:`DeepHashMethod` subclass that
 implements :meth:`DeepHashMethod.batch_loss` and overrides, where it needs to, the other documented
 extension points (listed in the class docstring). The fit template, the epoch loop
-(:mod:`hashbench.loop`), seeding (:mod:`hashbench.device`), validation, checkpoints and batched
+(:mod:`hashbench.methods.loop`), seeding (:mod:`hashbench.device`), validation, checkpoints and batched
 encoding are shared.
 
 Extending for GA's look-ahead (METHODS.md 9.4): override :meth:`DeepHashMethod.training_state` to
@@ -25,11 +25,10 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .device import resolve_device, seeded, torch_generator
-from .digests import array_digest, json_digest
-from .errors import InvalidInput
-from .loop import run_isolated, split_validation, train_epochs
-from .methods import (
+from ..device import resolve_device, seeded, torch_generator
+from ..digests import array_digest, json_digest
+from ..errors import InvalidInput
+from . import (
     FOLDER,
     N_BITS,
     RUNTIME_PARAMS,
@@ -44,6 +43,7 @@ from .methods import (
     fit_context,
     validate_features,
 )
+from .loop import run_isolated, split_validation, train_epochs
 from .nets import END2END_ARCHS, END2END_VERSION, FINETUNE_VERSION
 
 TRACKS = ("features", "end2end")
@@ -121,7 +121,7 @@ class FitContext:
         device: where the network runs.
         generator: the shuffling generator (CPU); draw extra permutations from it.
         train_idx, val_idx: the training and validation parts (int64 indices into X).
-        state: the objects :func:`hashbench.loop.train_epochs` checkpoints (``"net"``, ``"optimizer"``, ...).
+        state: the objects :func:`hashbench.methods.loop.train_epochs` checkpoints (``"net"``, ``"optimizer"``, ...).
         extra: what ``prepare`` computed (e.g. ``"S"``, the similarity matrix on ``device``).
         resolved: values derived from the training data for parameters left at None
             (e.g. ``{"sim_threshold": 0.83}``); they become the method's ``resolved_params_``.
@@ -235,7 +235,7 @@ class DeepHashMethod(HashMethod):
         - :meth:`n_epochs`: the epochs the fit runs (``epochs`` or the track's default).
 
     Fitted attributes: ``net_`` (:class:`hashbench.nets.HashNet`, eval mode), ``history_`` (dict of
-    :class:`hashbench.loop.TrainHistory`), ``curve_`` (the learning curve, :meth:`learning_curve`),
+    :class:`hashbench.methods.loop.TrainHistory`), ``curve_`` (the learning curve, :meth:`learning_curve`),
     ``n_features_in_`` (features track) or ``image_shape_`` (end-to-end), ``resolved_params_``.
     """
 
@@ -351,7 +351,7 @@ class DeepHashMethod(HashMethod):
         ``representation`` itself."""
         regime = self.regime
         if regime.startswith("finetune:") and regime != "finetune:all":
-            from .features.cnn import CUT_SEP
+            from ..features.cnn import CUT_SEP
 
             return f"cnn:{self.arch}{CUT_SEP}{int(self.train_stages)}"
         return representation
@@ -524,7 +524,7 @@ class DeepHashMethod(HashMethod):
         """Tie-aware MAP (:func:`hashbench.metrics.evaluate`) of the validation part as queries against
         the training part (the items the fit trains on) as database, with the current network's
         codes. Only the learning curve calls it (never model selection, never on queries)."""
-        from .metrics import evaluate
+        from ..metrics import evaluate
 
         val, fit = ctx.val_idx, ctx.train_idx
         scores = evaluate(self._codes_of(ctx, val), self._codes_of(ctx, fit), labels[val], labels[fit], precision_at=())

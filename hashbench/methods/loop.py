@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import cache
-from .errors import HashbenchError, InvalidInput
-from .io import atomic_write_text, atomic_writer
+from .. import cache
+from ..errors import HashbenchError, InvalidInput
+from ..io import atomic_write_text, atomic_writer
 
 
 def split_validation(n: int, fraction: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:

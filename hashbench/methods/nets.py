@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 
 class Standardize(nn.Module):
@@ -147,7 +147,7 @@ def finetune_net(
     ``freeze_batchnorm``: the stages' batch-norm layers normalise with their pretrained statistics
     while training (their scale and shift train): see :data:`FINETUNE_VERSION`.
     """
-    from .features.cnn import stage_split
+    from ..features.cnn import stage_split
 
     _, stages, _ = stage_split(arch, weights, train_stages)
     pooled = pooled_features_of(stages, inputs, n, batch_size)
@@ -219,12 +219,12 @@ def end2end_net(arch: str, n_bits: int, weights: str | None = "imagenet") -> Has
     """
     arch = _check_end2end_arch(arch)
     if arch.startswith("efficientnet-lite"):
-        from .features.cnn import LITE_DIM, lite_backbone
+        from ..features.cnn import LITE_DIM, lite_backbone
 
         # batch-norm statistics frozen (END2END_VERSION 2): re-estimating them from fine-tuning batches
         # (24 CIFAR-10 images at 96 px) ruins the pretrained features even with no weight change
         return HashNet(lite_backbone(arch, weights), LITE_DIM, n_bits, freeze_batchnorm=True)
-    from .features.cnn import FC7_DIM, fc7_backbone
+    from ..features.cnn import FC7_DIM, fc7_backbone
 
     return HashNet(fc7_backbone(arch, weights), FC7_DIM, n_bits)
 
@@ -236,7 +236,7 @@ def preprocess_images(images: np.ndarray, size: int | None = None, arch: str = "
     backbone's own, 224 for Lite0 and AlexNet); smaller is cheaper. AlexNet / VGG-16: ImageNet
     mean/std, bilinear; Lite: (x - 127) / 128, bicubic. Non-square images are centre-cropped first.
     """
-    from .features.cnn import parse_cnn, preprocess, preprocessing_for
+    from ..features.cnn import parse_cnn, preprocess, preprocessing_for
 
     arch, arch_size = end2end_arch_size(arch)
     size = arch_size if size is None else size

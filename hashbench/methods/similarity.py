@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 RULES = ("paper", "original")
 

@@ -60,8 +60,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from .errors import HashbenchError, InvalidInput
-from .methods import HashMethod, registered_name
+from ..errors import HashbenchError, InvalidInput
+from . import HashMethod, registered_name
 
 Check = Callable[[HashMethod], None]
 

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..display import display_order as _display_order
 from ..errors import InvalidInput, UnknownName
-from ..stats import (
+from ..results.display import display_order as _display_order
+from ..results.stats import (
     Selector,
     format_p,
     frame_variants,

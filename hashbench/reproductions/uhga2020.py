@@ -39,7 +39,7 @@ Attention"), tested on learning curves recorded on a validation part of the trai
 
 from __future__ import annotations
 
-from ..display import display_order
+from ..results.display import display_order
 from .base import (
     CLAIM_COLUMNS,
     BestValueClaim,

@@ -23,7 +23,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text
+from ..io import atomic_write_text
 
 VERDICTS = {"ok": "ok", "DROP": "dropped", "MISSING": "missing"}
 
@@ -134,7 +134,7 @@ def write_junit(path: str | Path, report: pd.DataFrame, tolerance: float, refere
 def recorded_map(out: str | Path, dataset: str, methods: list[str], seeds: list[int]) -> dict[tuple[str, int], float]:
     """{(method, bits): mean MAP over ``seeds``} from the records under ``out`` (methods that ``check``
     cannot run: codes imported with ``hashbench import``)."""
-    from .plan import dataset_dirname
+    from ..run.plan import dataset_dirname
     from .tables import load_frame, mean_map, select
 
     folder = Path(out) / dataset_dirname(dataset)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 CONVENTIONS = ("hashbench", "index-order", "trec_eval", "deephash-pytorch")
 
@@ -90,7 +90,7 @@ def per_query_ap(
 ) -> np.ndarray:
     """Each query's AP (AP@K with ``topk``) under a ranked convention (``index-order``, ``trec_eval``,
     ``deephash-pytorch``), float64 (nq,)."""
-    from .metrics.validation import check_codes
+    from ..metrics.validation import check_codes
 
     _check_convention(convention)
     qc, dc = check_codes(query_codes, db_codes)
@@ -134,7 +134,7 @@ def map_convention(
     convention: str = "hashbench",
 ) -> float:
     """MAP (MAP@K with ``topk``) as the named tool reports it (module docstring); every query counts."""
-    from .metrics import evaluate
+    from ..metrics import evaluate
 
     _check_convention(convention)
     if convention == "hashbench":
@@ -152,7 +152,7 @@ def convention_scores(df, convention: str, topk: int | None = None):
     """MAP under ``convention`` of every record of a tables frame (its ``record_path`` column), from
     the stored codes: a copy of ``df`` with the column ``map[CONVENTION]`` (what ``tables`` and
     ``rescore --convention`` show)."""
-    from .records import read_record
+    from ..records import read_record
 
     _check_convention(convention)
     out = df.copy()
@@ -198,9 +198,9 @@ def evaluate_files(
     """Every metric of codes and labels stored in files (.npy, .npz, .csv or .txt), as JSON-able
     values; with ``convention`` other than ``hashbench``, also MAP as that tool computes it.
     ``precision_at``: the N of precision@N (a comma list), each at most the database's size."""
-    from .export import as_bits
-    from .metrics import evaluate
-    from .scoring import _jsonable
+    from ..metrics import evaluate
+    from ..run.export import as_bits
+    from ..run.scoring import _jsonable
 
     q = as_bits(_load_array(query_codes, "query codes"), "query", signed=signed)
     db = as_bits(_load_array(db_codes, "database codes"), "database", signed=signed)

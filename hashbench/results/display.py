@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .digests import text_digest
+from ..digests import text_digest
 
 #: where an unknown or unloadable method sorts: after every registered one
 UNKNOWN_RANK = 10**6
@@ -59,7 +59,7 @@ def fallback_style(name: str) -> tuple[str, str]:
 
 def method_display(name: str) -> Display:
     """The :class:`Display` of the method registered as ``name`` (case-insensitive)."""
-    from .methods import get_method
+    from ..methods import get_method
 
     key = str(name).lower()
     try:

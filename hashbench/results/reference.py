@@ -3,7 +3,7 @@
 A reference is a CSV with columns dataset, method, bits, map and optionally seeds, protocol,
 representation, track (:func:`read_reference` validates it; :func:`write_reference` writes one from a
 run). :func:`check_against_reference` re-runs each group of the reference's cells as a
-:class:`~hashbench.runner.RunConfig` and returns one row per cell: dataset, method, bits, reference,
+:class:`~hashbench.run.runner.RunConfig` and returns one row per cell: dataset, method, bits, reference,
 ours, delta, status (``ok``, ``DROP`` when ours fell more than the tolerance below, ``MISSING``).
 Methods the registry cannot run (codes imported with ``hashbench import``) are read from the records
 under ``out`` instead.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InvalidInput
+from ..io import atomic_write_text
+from ..methods import list_methods
+from ..run.runner import RunConfig, parse_bits, parse_seeds, run_grid
 from .ci_output import recorded_map
-from .errors import InvalidInput
-from .io import atomic_write_text
-from .methods import list_methods
-from .runner import RunConfig, parse_bits, parse_seeds, run_grid
 from .tables import load_frame, mean_map
 
 REFERENCE_COLUMNS = ["dataset", "method", "bits", "map", "seeds", "protocol", "representation", "track"]

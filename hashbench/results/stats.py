@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInput, UnknownName
-from .values import parse_value
+from ..errors import InvalidInput, UnknownName
+from ..values import parse_value
 
 #: elements per chunk of resampling work (int32 indices + float64 gathers: about 48 MB at most).
 CHUNK_ELEMENTS = 1 << 22
@@ -305,7 +305,7 @@ def registry_defaults(method: str) -> dict[str, Any]:
     """A registered method's default parameters (so ``itq[n_iter=50]`` also matches default-variant rows
     when 50 is ITQ's default); ``{}`` when the method cannot be loaded."""
     try:
-        from .methods import get_method
+        from ..methods import get_method
 
         return dict(get_method(method)().get_params(deep=False))
     except Exception:  # an unloadable method just gets no defaults: matching falls back to exact variants
@@ -484,7 +484,7 @@ def compare_table(
 ) -> pd.DataFrame:
     """For each group of ``by`` (each code length), the paired difference a minus b over queries and seeds.
 
-    ``frame``: the contract's frame (``hashbench.tables.load_frame``) of one dataset. ``a``, ``b``:
+    ``frame``: the contract's frame (``hashbench.results.tables.load_frame``) of one dataset. ``a``, ``b``:
     selectors (:func:`parse_selector`). Records are paired by ``seed`` and ``split_checksum``; a seed only
     one side has is left out. ``scores_loader(scores_path)`` returns a dict with
     ``"per_query": {per_query: array}``. ``verdict`` uses the randomisation p at ``alpha``.

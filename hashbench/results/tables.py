@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .digests import canonical_json
+from ..datasets.protocols import PROTOCOLS
+from ..digests import canonical_json
+from ..errors import InvalidInput
+from ..io import atomic_write_text
+from ..records import cell_key, iter_metas
+from ..run.scoring import load_scores, metric_label, metric_spec, score_record
+from ..values import stored_variant
 from .display import display_order
-from .errors import InvalidInput
-from .io import atomic_write_text
-from .protocols import PROTOCOLS
-from .records import cell_key, iter_metas
-from .scoring import load_scores, metric_label, metric_spec, score_record
-from .values import stored_variant
 
 ROW_KEYS = ["protocol", "method", "variant", "representation", "track"]
 CELL_KEYS = [*ROW_KEYS, "n_bits"]
@@ -150,14 +150,14 @@ def select(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def method_rank(methods: pd.Series) -> pd.Series:
     """Display order from the registry: each method class's ``display_rank`` (hashbench's own methods
-    declare the UHGA paper's comparison order, LSH first), then the name (:mod:`hashbench.display`)."""
+    declare the UHGA paper's comparison order, LSH first), then the name (:mod:`hashbench.results.display`)."""
     ordered = {m: i for i, m in enumerate(display_order(methods.unique()))}
     return methods.map(ordered)
 
 
 def dataset_folders(root: str | Path, dataset: str | None = None) -> list[Path]:
     """The dataset folders under a run's ``--out`` (those with a ``records`` folder), or just ``dataset``."""
-    from .plan import dataset_dirname
+    from ..run.plan import dataset_dirname
 
     root = Path(root)
     if dataset:

@@ -3,12 +3,12 @@
 A results folder (``--out``: its records and cached scores), the cache (features, decoded
 images, resumable chunks, exported ONNX graphs) and deep methods' resumable checkpoints are read
 whole and checked against their checksums (:func:`hashbench.records.verify_record`,
-:func:`hashbench.scoring.load_scores`, :func:`hashbench.cache.verify_entry`). Checkpoints
-(``*.pt``, written by :func:`hashbench.loop.save_checkpoint` into a method's ``checkpoint_dir``)
+:func:`hashbench.run.scoring.load_scores`, :func:`hashbench.cache.verify_entry`). Checkpoints
+(``*.pt``, written by :func:`hashbench.methods.loop.save_checkpoint` into a method's ``checkpoint_dir``)
 are looked for under the results folder, the cache, every ``checkpoint_dir`` that the records'
 commands name (``--set METHOD.checkpoint_dir=DIR``) and any folder given with
 ``--checkpoint-dir``, and checked by :func:`hashbench.cache.verify_entry`, as
-:func:`hashbench.loop.load_checkpoint` does before it resumes a fit. Nothing is changed: a run or
+:func:`hashbench.methods.loop.load_checkpoint` does before it resumes a fit. Nothing is changed: a run or
 ``tables`` already refuses a corrupt artifact and recomputes it (a fit does not resume from a
 corrupt checkpoint: it trains from scratch); ``verify`` is how to find one beforehand. Exit
 status 2 when something is corrupt, 0 otherwise. Artifacts written before checksums existed are
@@ -24,7 +24,7 @@ from pathlib import Path
 
 #: what the cache holds with a checksum sidecar: arrays, and exported ONNX graphs
 CACHE_SUFFIXES = (".npy", ".onnx")
-#: the file name ending of a checkpoint (:func:`hashbench.loop.save_checkpoint`)
+#: the file name ending of a checkpoint (:func:`hashbench.methods.loop.save_checkpoint`)
 CHECKPOINT_SUFFIX = ".pt"
 
 
@@ -50,8 +50,8 @@ def result_folders(out: Path) -> list[Path]:
 
 def verify_results(out: str | Path) -> tuple[Found, Found]:
     """(records, scores) found under a results folder (a ``--out`` root or one dataset's folder)."""
-    from .records import CorruptRecord, iter_record_paths, record_checksum, verify_record
-    from .scoring import SCORES_DIR, load_scores
+    from ..records import CorruptRecord, iter_record_paths, record_checksum, verify_record
+    from ..run.scoring import SCORES_DIR, load_scores
 
     records, scores = Found(), Found()
     for folder in result_folders(Path(out)):
@@ -83,7 +83,7 @@ def verify_results(out: str | Path) -> tuple[Found, Found]:
 
 def verify_cache(cache_dir: str | Path) -> Found:
     """Every entry (``.npy``, ``.onnx``) under a cache folder, checked against its ``.sha256`` sidecar."""
-    from .cache import verify_entry
+    from ..cache import verify_entry
 
     found = Found()
     folder = Path(cache_dir)
@@ -109,7 +109,7 @@ def verify_cache(cache_dir: str | Path) -> Found:
 def checkpoint_dirs_of_records(out: str | Path) -> list[Path]:
     """The ``checkpoint_dir`` folders named in the commands of the records under ``out`` (``--set
     METHOD.checkpoint_dir=DIR``; a relative one taken from here), those that exist."""
-    from .records import CorruptRecord, iter_record_paths, read_meta
+    from ..records import CorruptRecord, iter_record_paths, read_meta
 
     commands: set[str] = set()
     for folder in result_folders(Path(out)):
@@ -135,9 +135,9 @@ def checkpoint_dirs_of_records(out: str | Path) -> list[Path]:
 
 def verify_checkpoints(folders: Iterable[str | Path]) -> Found:
     """Every checkpoint (``*.pt``) under ``folders``, each file once, checked against its ``.sha256``
-    sidecar by :func:`hashbench.cache.verify_entry`: the check :func:`hashbench.loop.load_checkpoint`
+    sidecar by :func:`hashbench.cache.verify_entry`: the check :func:`hashbench.methods.loop.load_checkpoint`
     makes before a fit resumes from it."""
-    from .cache import verify_entry
+    from ..cache import verify_entry
 
     found = Found()
     seen: set[Path] = set()

@@ -1,12 +1,12 @@
 """The second step of a run: train one cell and write its record. Runs wherever an executor puts it.
 
 :func:`execute_cell` takes a :class:`RunContext` (what every cell of a run shares: the dataset's
-name and root, representation, weights, cache, device, command) and a :class:`~hashbench.plan.Task`,
+name and root, representation, weights, cache, device, command) and a :class:`~hashbench.run.plan.Task`,
 both plain picklable values. In its process it loads the dataset and the representation once
 (memoised per process; features come from the content-keyed disk cache), fits the method on the
 training part only, encodes queries and database, diagnoses collapsed codes, times faiss queries
 and writes the record atomically. It returns the record's metadata. Scores are the next step
-(:mod:`hashbench.scoring`).
+(:mod:`hashbench.run.scoring`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from . import records as rec
-from .errors import HashbenchError, InvalidInput
+from .. import records as rec
+from ..datasets.protocols import split_checksum
+from ..errors import HashbenchError, InvalidInput
 from .plan import Task
-from .protocols import split_checksum
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class RunContext:
 def load_data(name: str, data_root: str | None, download: bool) -> Any:
     """A dataset, memoised per process (one load per run and worker): the runner's first step, and
     each worker's."""
-    from .datasets import load_dataset
+    from ..datasets import load_dataset
 
     return load_dataset(name, data_root=data_root, download=download)
 
@@ -61,7 +61,7 @@ def dataset_of(ctx: RunContext):
 
 
 def split_of(ctx: RunContext, dataset, split_seed: int) -> dict[str, np.ndarray]:
-    from .protocols import GIVEN, given_split, make_split
+    from ..datasets.protocols import GIVEN, given_split, make_split
 
     if ctx.protocol == GIVEN:
         return given_split(dataset.given_split, len(dataset))
@@ -81,7 +81,7 @@ def features_of(
 ) -> np.ndarray:
     """A representation (default: the run's) of the whole dataset (or of ``indices``), memoised per
     process."""
-    from .features import compute_features
+    from ..features import compute_features
 
     rep = ctx.representation if representation is None else representation
     key = (ctx, rep, rotate, None if indices is None else indices.tobytes())
@@ -108,7 +108,7 @@ def features_of(
 def prepare(ctx: RunContext, tasks: list[Task]) -> None:
     """Compute what cells share (the representation, rotated copies) once, in this process, so that
     workers find it in the disk cache instead of each computing it. ``--refresh-features`` applies here."""
-    from .methods import get_method
+    from ..methods import get_method
 
     dataset = dataset_of(ctx)
     refreshed: set[tuple] = set()
@@ -131,7 +131,7 @@ def prepare(ctx: RunContext, tasks: list[Task]) -> None:
 
 def collapse_diagnosis(db_codes: np.ndarray) -> dict[str, Any]:
     """Whether codes collapsed: a bit constant over the database, or one code shared by most items."""
-    from . import bits
+    from .. import bits
 
     n, b = db_codes.shape
     constant = int((db_codes.all(axis=0) | ~db_codes.any(axis=0)).sum())
@@ -181,8 +181,8 @@ def _encode_in_chunks(method, dataset, ctx, idx: np.ndarray, chunk: int = 20000)
 
 def execute_cell(ctx: RunContext, task: Task) -> dict[str, Any]:
     """Train one cell and write its record; returns the record's metadata."""
-    from .methods import get_method
-    from .search import time_queries
+    from ..methods import get_method
+    from ..search import time_queries
 
     dataset = dataset_of(ctx)
     split = split_of(ctx, dataset, task.split_seed)

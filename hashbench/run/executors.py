@@ -1,21 +1,21 @@
 """Executors: where the cells of a plan run. The runner needs nothing of an executor but this interface.
 
-An executor takes the run's :class:`~hashbench.execute.RunContext` and a list of
-:class:`~hashbench.plan.Task` and yields one :class:`Outcome` per task as cells finish (in any
+An executor takes the run's :class:`~hashbench.run.execute.RunContext` and a list of
+:class:`~hashbench.run.plan.Task` and yields one :class:`Outcome` per task as cells finish (in any
 order): the record's metadata, or the error that cell raised. A failed cell never stops the
 others; the runner reports failures after the rest finished. Every executor calls the same
-:func:`hashbench.execute.execute_cell`, which writes each record atomically, so resumption,
+:func:`hashbench.run.execute.execute_cell`, which writes each record atomically, so resumption,
 ``--force`` and tables behave alike whatever ran the cells.
 
 - :class:`LocalExecutor` (default): in this process (``jobs=1``), or ``jobs`` worker processes
   on this machine, each with ``cores // jobs`` threads, taking the cells longest first
-  (:func:`hashbench.plan.longest_first`). Workers end when the main process dies, even by kill -9
+  (:func:`hashbench.run.plan.longest_first`). Workers end when the main process dies, even by kill -9
   (:func:`_die_with_parent`).
-- ``hashbench.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task. Its
+- ``hashbench.run.ray_executor.RayExecutor`` (extra ``hashbench[ray]``): each cell a Ray task. Its
   workers end when the main process dies too, by Ray's own fate sharing (a local Ray instance ends
   with it; on a cluster given by address, the run's cells stop and the cluster stays up).
 
-``hashbench.runner.get_executor`` picks one by name.
+``hashbench.run.runner.get_executor`` picks one by name.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_init(threads: int, parent: int | None = None) -> None:
-    from .device import keep_freed_memory, limit_threads
+    from ..device import keep_freed_memory, limit_threads
 
     if parent is not None:
         _die_with_parent(parent)
@@ -100,7 +100,7 @@ class LocalExecutor:
 
     def __init__(self, jobs: int = 1, threads_per_job: int | None = None):
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-            from .errors import InvalidInput
+            from ..errors import InvalidInput
 
             raise InvalidInput(f"--jobs {jobs!r}: give a positive number of parallel cells")
         self.jobs = jobs

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInput, check_n_bits
+from ..errors import InvalidInput, check_n_bits
 
 #: version of the split file format (docs/PROTOCOLS.md, section 7)
 SPLIT_FORMAT = 1
@@ -70,9 +70,9 @@ def protocol_split(
     download: bool = False,
 ) -> ProtocolSplit:
     """The split a run with ``--seeds seed`` (or ``--split-seed seed``) draws on ``dataset``."""
-    from .datasets import load_dataset
+    from ..datasets import load_dataset
+    from ..datasets.protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
     from .plan import _seed
-    from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
 
     split_seed = _seed(str(seed))
     ds = load_dataset(dataset, data_root=data_root, download=download)
@@ -115,8 +115,8 @@ def _label_text(label: np.ndarray) -> str:
 
 def write_split(ps: ProtocolSplit, out: str | Path) -> Path:
     """Write the split as ``.npz`` or ``.csv`` (by suffix), atomically; docs/PROTOCOLS.md section 7."""
-    from .digests import canonical_json
-    from .io import atomic_write_bytes, atomic_write_text
+    from ..digests import canonical_json
+    from ..io import atomic_write_bytes, atomic_write_text
 
     out = Path(out)
     meta = split_meta(ps)
@@ -214,7 +214,7 @@ def _load_npy(path: Path) -> np.ndarray:
 
 def as_bits(codes: np.ndarray, what: str, *, signed: bool = False, packed_bits: int | None = None) -> np.ndarray:
     """Codes as bool (n, B): bool or 0/1 (default), ±1 (``signed``), or faiss-order packed bytes."""
-    from . import bits
+    from .. import bits
 
     c = np.asarray(codes)
     if c.ndim != 2:
@@ -296,7 +296,7 @@ def import_codes(
     ``query`` and ``database`` are bool (n, B) in the split's order (the ``query`` and ``database``
     index arrays, ascending). Nothing is written when a check fails.
     """
-    from . import records as rec
+    from .. import records as rec
     from .execute import collapse_diagnosis, label_note
     from .plan import dataset_dirname
 

@@ -4,7 +4,7 @@
 one :class:`Task` per (method, parameter values, code length, seed) with its configuration, record
 key and record path. Every method is instantiated and its parameters checked here, so a bad
 ``--set`` value fails before the first cell trains. Tasks are small, picklable values: an executor
-(:mod:`hashbench.executors`) ships them to wherever cells run (:mod:`hashbench.execute`).
+(:mod:`hashbench.run.executors`) ships them to wherever cells run (:mod:`hashbench.run.execute`).
 
 Sweeps: ``--set METHOD.PARAM=v1,v2,...`` (or ``start:stop:step``, inclusive) gives one
 configuration per value; several swept parameters of one method give their product. Each
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from . import records as rec
-from .errors import InvalidInput, UnknownName, check_n_bits
-from .methods import RUNTIME_PARAMS, get_method, list_methods, resolve_methods
-from .protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
-from .values import NOT_VARIANT, format_variant, parse_value
+from .. import records as rec
+from ..datasets.protocols import GIVEN, get_protocol, given_split, make_split, split_checksum
+from ..errors import InvalidInput, UnknownName, check_n_bits
+from ..methods import RUNTIME_PARAMS, get_method, list_methods, resolve_methods
+from ..values import NOT_VARIANT, format_variant, parse_value
 
 #: the default representation of each dataset for methods that take vectors (README says why).
 DEFAULT_REPRESENTATION = {
@@ -305,7 +305,7 @@ def dataset_dirname(name: str) -> str:
 
 def representation_id(representation: str) -> dict[str, Any]:
     """A representation's name and version (bumped when its output changes), for the record key."""
-    from .features import representation_version
+    from ..features import representation_version
 
     return {"name": representation, "version": representation_version(representation)}
 

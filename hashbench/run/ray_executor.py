@@ -1,7 +1,7 @@
 """The Ray executor: each cell of a grid a Ray task (``hashbench run --executor ray [--address HEAD:6379]``).
 
 Ray is an extra (``pip install 'hashbench[ray]'``); this module imports it only inside functions, so
-``import hashbench.ray_executor`` works without it and :class:`RayExecutor` then raises a
+``import hashbench.run.ray_executor`` works without it and :class:`RayExecutor` then raises a
 :class:`~hashbench.errors.HashbenchError` with the install command.
 
 How a run goes:
@@ -9,9 +9,9 @@ How a run goes:
 1. The runner's ``prepare`` step has already computed the representation (and rotated copies) once,
    in the driver, into the content-keyed disk cache (:mod:`hashbench.cache`). Workers find it there,
    with the same key, and never recompute it.
-2. Every unfinished task is submitted at once, longest first (:func:`hashbench.plan.longest_first`),
+2. Every unfinished task is submitted at once, longest first (:func:`hashbench.run.plan.longest_first`),
    as a Ray task calling
-   :func:`hashbench.execute.execute_cell` with resources from the method (:func:`task_resources`):
+   :func:`hashbench.run.execute.execute_cell` with resources from the method (:func:`task_resources`):
    one CPU for shallow methods, ``deep_cpus`` for deep ones, and one GPU for deep methods when the
    run's device is CUDA. Ray queues what does not fit and runs the rest in parallel.
 3. Outcomes are yielded as tasks complete (a ``ray.wait`` loop), so the runner's progress bar counts
@@ -66,7 +66,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import HashbenchError, InvalidInput
+from ..errors import HashbenchError, InvalidInput
 from .execute import RunContext
 from .executors import Outcome
 from .plan import Task, longest_first
@@ -114,7 +114,7 @@ def task_resources(
     data loading of the end-to-end track too), capped at the largest node's CPUs so a task is never
     infeasible, and one GPU when ``device`` is CUDA. Shallow methods never get a GPU.
     """
-    from .methods import get_method
+    from ..methods import get_method
 
     deep = bool(getattr(get_method(task.method), "deep", False))
     cpus = float(deep_cpus if deep else 1)
@@ -130,7 +130,7 @@ def _extra_methods(tasks: Sequence[Task]) -> dict[str, type]:
     when their module is importable there, as cloudpickle does)."""
     from importlib.metadata import entry_points
 
-    from .methods import ENTRY_POINT_GROUP, get_method
+    from ..methods import ENTRY_POINT_GROUP, get_method
 
     installed = {ep.name.lower() for ep in entry_points(group=ENTRY_POINT_GROUP)}
     out: dict[str, type] = {}
@@ -145,9 +145,9 @@ def _on_worker(ctx: RunContext, task: Task, methods: dict[str, type], threads: i
     """What a Ray worker runs for one cell (module level, so Ray pickles it by reference)."""
     import ray
 
-    from .device import limit_threads
+    from ..device import limit_threads
+    from ..methods import register
     from .execute import execute_cell
-    from .methods import register
 
     if cwd and os.path.isdir(cwd):
         os.chdir(cwd)
@@ -172,7 +172,7 @@ def _probe(checks: list[tuple[str, str]]) -> dict[str, Any]:
     """On one node: which of (file, expected content) pairs it cannot read back, and its versions."""
     import platform
 
-    from . import __version__
+    from .. import __version__
 
     missing = []
     for path, token in checks:
@@ -198,7 +198,7 @@ def check_shared_storage(
     ray = _ray()
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from . import __version__
+    from .. import __version__
 
     written: list[Path] = []
     checks: list[tuple[str, str]] = []
@@ -435,7 +435,7 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
 
 def _resolved_cache(cache_dir: Any) -> Any:
     """The cache folder as an absolute path (the driver's default made explicit), or as given when caching is off."""
-    from .cache import resolve_cache_dir
+    from ..cache import resolve_cache_dir
 
     folder = resolve_cache_dir(cache_dir)
     return str(folder.resolve()) if folder is not None else cache_dir

@@ -1,10 +1,10 @@
 """A run: plan -> execute -> score. Each step is its own module; this one only strings them together.
 
-1. :func:`hashbench.plan.plan` expands the grid into tasks (validated before anything trains);
-2. an executor (:mod:`hashbench.executors`) runs the unfinished tasks through
-   :func:`hashbench.execute.execute_cell`, which writes one record per cell;
-3. :func:`hashbench.scoring.score_all` computes (or reuses) every record's scores;
-4. the caller writes tables (:func:`hashbench.tables.write_tables`).
+1. :func:`hashbench.run.plan.plan` expands the grid into tasks (validated before anything trains);
+2. an executor (:mod:`hashbench.run.executors`) runs the unfinished tasks through
+   :func:`hashbench.run.execute.execute_cell`, which writes one record per cell;
+3. :func:`hashbench.run.scoring.score_all` computes (or reuses) every record's scores;
+4. the caller writes tables (:func:`hashbench.results.tables.write_tables`).
 
 Finished cells (a readable record at the task's path) are skipped unless ``force``; a corrupt record
 is reported by name and its cell runs again. A failed cell does not stop the others: failures are
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import records as rec
-from .device import resolve_device
-from .errors import HashbenchError, StorageError
+from .. import records as rec
+from ..device import resolve_device
+from ..errors import HashbenchError, StorageError
+from ..io import ensure_writable_dir
 from .execute import RunContext, load_data, prepare, reset
 from .executors import LocalExecutor, Outcome
-from .io import ensure_writable_dir
 from .plan import Plan, RunConfig, Task, dataset_dirname, parse_bits, parse_params, parse_seeds, plan
 from .scoring import metric_spec, score_all
 
@@ -139,7 +139,7 @@ def get_executor(name: str = "local", *, jobs: int = 1, address: str | None = No
     """An executor by name: ``local`` (``jobs`` processes) or ``ray`` (``address`` of a cluster, or local)."""
     if name == "local":
         if address:
-            from .errors import InvalidInput
+            from ..errors import InvalidInput
 
             raise InvalidInput("--address is for --executor ray; the local executor runs on this machine")
         return LocalExecutor(jobs, threads)
@@ -147,6 +147,6 @@ def get_executor(name: str = "local", *, jobs: int = 1, address: str | None = No
         from .ray_executor import RayExecutor  # extra: pip install 'hashbench[ray]'
 
         return RayExecutor(address=address)
-    from .errors import UnknownName
+    from ..errors import UnknownName
 
     raise UnknownName(f"unknown executor {name!r}; use --executor local or --executor ray")

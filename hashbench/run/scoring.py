@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .digests import canonical_json, json_digest
-from .io import atomic_write_bytes
-from .records import CHECKSUM, CorruptRecord, Record, members_digest, read_record
+from ..digests import canonical_json, json_digest
+from ..io import atomic_write_bytes
+from ..records import CHECKSUM, CorruptRecord, Record, members_digest, read_record
 
 #: the N of precision@N every table reports (those larger than the database are left out)
 PRECISION_AT = (100, 500, 1000, 2000, 5000)
@@ -37,7 +37,7 @@ def metric_spec(
     topk: int | None = None, precision_at: Iterable[int] = PRECISION_AT, zero_relevant: str = "count"
 ) -> dict[str, Any]:
     """Everything a record's scores depend on besides its codes and labels (:func:`hashbench.metrics.metric_spec`)."""
-    from . import metrics
+    from .. import metrics
 
     return metrics.metric_spec(topk, precision_at=tuple(precision_at), zero_relevant=zero_relevant)
 
@@ -74,7 +74,7 @@ def _jsonable(scores: dict[str, Any]) -> dict[str, Any]:
 
 def compute_scores(record_path: str | Path | Record, spec: dict[str, Any]) -> dict[str, Any]:
     """The metrics of a stored record under ``spec`` (not cached): scalars, ``pr`` and ``per_query``."""
-    from .metrics import evaluate, per_query_scores
+    from ..metrics import evaluate, per_query_scores
 
     rec = record_path if isinstance(record_path, Record) else read_record(record_path)
     nd = len(rec.arrays["db_codes"])
