@@ -9,7 +9,7 @@ representation and track. Every method is pure (frames in, frames and strings ou
 reading the package's own published table.
 
 **Claims** (:meth:`Reproduction.claims`) are tested on our records by a paired comparison over
-queries and seeds (:func:`hashbench.stats.paired_difference`), with a verdict from the 95% interval:
+queries and seeds (:func:`hashbench.results.stats.paired_difference`), with a verdict from the 95% interval:
 *holds* (entirely on the side of the published effect), *does not hold* (entirely on the other
 side) or *inconclusive at n seeds* (contains 0). No correction for the number of comparisons is
 made: read a single "does not hold" among many "holds" with that in mind.
