@@ -148,4 +148,6 @@ def cmd_paper(args, argv) -> int:
         atomic_write_text(out / name, text)
     print(repro.summary_file(files))
     print(f"wrote {len(files)} files to {out}")
+    if "claims.md" in files:
+        print(f"tables: {out / 'table*.md'}; claims: {out / 'claims.md'}")
     return 0
