@@ -183,3 +183,15 @@ def _read(path):
     from hashbench.records import read_meta
 
     return read_meta(path).get("curve") or {}
+
+
+def test_paper_run_command_and_one_bar_over_the_plan():
+    from hashbench.cli.paper import plan_bar, run_command_of
+
+    cmd = run_command_of(["paper", "uhga2020", "--out", "/abs/runs", "--dataset", "cifar10", "--seeds", "0,1,2"])
+    assert cmd == "hashbench paper uhga2020 --out runs --dataset cifar10 --seeds 0,1,2 --run --data-root DIR"
+    assert run_command_of(["paper", "--run", "--data-root", "/d/cifar"]).count("--run") == 1
+    assert plan_bar(0, 0) is None
+    bar = plan_bar(5, 2)
+    assert bar.total == 5 and "5 cells in 2 runs" in bar.desc
+    bar.close()
