@@ -814,10 +814,11 @@ class Reproduction:
                 "", "## Speed of learning", "",
                 f"Learning curves recorded with {c0.validation_fraction:g} of the training set held out "
                 f"(validation MAP every {c0.curve_every} epoch{'s' if c0.curve_every != 1 else ''}, never "
-                f"on the queries). Target: {c0.fraction:g} of the lower final validation MAP of a and b, per "
+                f"on the queries; the cells carry `validation_fraction={c0.validation_fraction:g}`, the input "
+                f"is the claims' regime). Target: {c0.fraction:g} of the lower final validation MAP of a and b, per "
                 "seed; time to target: the first scored epoch at or above it, and the training seconds up to "
                 "it. Saved: b minus a (positive: a is faster); 95% interval: Student's t over seeds.", "",
-                render_speedups(speedups) if speedups is not None and len(speedups) else
+                (render_speedups(speedups) if speedups is not None else "") or
                 "Not run" + (f": `{run_command}`." if run_command else "."),
             ]  # fmt: skip
         if command:

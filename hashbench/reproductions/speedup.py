@@ -180,7 +180,7 @@ def summarise(table: pd.DataFrame) -> dict[str, str]:
 
 def render(table: pd.DataFrame) -> str:
     """The speed-up comparisons as Markdown (one row per length, epochs and seconds side by side)."""
-    if table.empty:
+    if table.empty or (table["n_seeds"] == 0).all():
         return ""
 
     def num(v: float, unit: str) -> str:
@@ -193,7 +193,8 @@ def render(table: pd.DataFrame) -> str:
     for (claim, bits), g in table.groupby(["claim", "bits"], sort=False):
         e, s = (g[g["unit"] == u].iloc[0] for u in ("epochs", "seconds"))
         rows.append({
-            "claim": claim, "a vs b": f"{e['a']} vs {e['b']}", "bits": bits, "target MAP": _f4(e["target"]),
+            "claim": claim, "a vs b": f"{_short(e['a'])} vs {_short(e['b'])}", "bits": bits,
+            "target MAP": _f4(e["target"]),
             "epochs a / b": f"{num(e['ours_a'], 'epochs')} / {num(e['ours_b'], 'epochs')}",
             "epochs saved [95% CI]": f"{num(e['ours_effect'], 'epochs')} {ci(e['ci_low'], e['ci_high'], 'epochs')}",
             "seconds a / b": f"{num(s['ours_a'], 'seconds')} / {num(s['ours_b'], 'seconds')}",
@@ -201,6 +202,11 @@ def render(table: pd.DataFrame) -> str:
             "seeds": str(int(e["n_seeds"])), "verdict (epochs)": e["verdict"], "verdict (seconds)": s["verdict"],
         })  # fmt: skip
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+
+
+def _short(cell: str) -> str:
+    """A cell's method without its parameters and input (the section's text states them)."""
+    return str(cell).split("@", 1)[0].split("[", 1)[0]
 
 
 def _f4(v: float) -> str:
