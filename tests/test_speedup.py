@@ -195,3 +195,13 @@ def test_paper_run_command_and_one_bar_over_the_plan():
     bar = plan_bar(5, 2)
     assert bar.total == 5 and "5 cells in 2 runs" in bar.desc
     bar.close()
+
+
+def test_equal_times_in_every_seed_say_so():
+    assert speedup.verdict(0.0, 0.0, 3) == "inconclusive at 3 seeds: no difference in any seed"
+    c = (
+        Curves()
+        .add("uhga+ga", [0, 1, 2], lambda s: _curve(_ramp(3)))
+        .add("uhga", [0, 1, 2], lambda s: _curve(_ramp(3)))
+    )
+    assert speedup.summarise(_tested(c))["ga_speeds_up_uhga"] == "inconclusive at 3 seeds"

@@ -93,7 +93,8 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
 
 def verdict(ci_low: float, ci_high: float, n_seeds: int) -> str:
     """``holds`` (interval above 0: a faster), ``does not hold`` (below), ``inconclusive at n
-    seeds`` (contains 0, or one seed), ``not run`` (no curves)."""
+    seeds`` (contains 0, or one seed; "no difference in any seed" where every seed's difference is
+    0, i.e. below the curve's resolution), ``not run`` (no curves)."""
     if n_seeds == 0:
         return "not run"
     if not (math.isnan(ci_low) or math.isnan(ci_high)):
@@ -101,6 +102,8 @@ def verdict(ci_low: float, ci_high: float, n_seeds: int) -> str:
             return "holds"
         if ci_high < 0:
             return "does not hold"
+        if ci_low == ci_high == 0:
+            return f"inconclusive at {n_seeds} seeds: no difference in any seed"
     return f"inconclusive at {n_seeds} seed{'s' if n_seeds != 1 else ''}"
 
 
