@@ -666,7 +666,8 @@ class Reproduction:
             fails = g[g["verdict"] == "does not hold"]
             if len(fails):
                 where = ", ".join(
-                    f"{r.b} at {r.bits}" if claim in several_b else f"{r.bits}" for r in fails.itertuples()
+                    f"{str(r.b).split('@')[0]} at {r.bits}" if claim in several_b else f"{r.bits}"
+                    for r in fails.itertuples()
                 )
                 verdict = f"does not hold ({where})"
             elif counts.get("holds", 0) == len(g):
