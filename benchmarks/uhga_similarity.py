@@ -8,7 +8,7 @@ The matrix is UHGA's own (``hashbench_baselines.uhga.similarity_matrix``: S_ij =
 similarity of the training items' features is at least the threshold), over the distinct pairs of
 the training part of split seed 0. ``--centred`` also shows the same with the features' mean
 subtracted first, the reading under which a threshold of 0 leaves a usable matrix on non-negative
-features (docs/RESULTS.md section 2.8).
+features (docs/RESULTS.md, section 2.8).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ def test_one_place_for_settings():
 # docs the code cites (fast)
 # ----------------------------------------------------------------------------------------------
 
-DOC_NAMES = ("METRICS", "PROTOCOLS", "METHODS", "INSTALL", "CI")
+DOC_NAMES = ("METRICS", "PROTOCOLS", "METHODS", "INSTALL", "CI", "RESULTS", "PERFORMANCE")
 _NUM = r"\d+(?:\.\d+)?"
 # "docs/METHODS.md 9.2, 9.4", "METHODS.md section 10", "METHODS.md 8 proposes"
 SECTION_REF = re.compile(rf"\b({'|'.join(DOC_NAMES)})\.md,?\s+(?:section\s+|§\s*)?({_NUM}(?:\s*,\s*{_NUM})*)\b")
