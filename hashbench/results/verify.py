@@ -83,7 +83,6 @@ def verify_results(out: str | Path) -> tuple[Found, Found]:
 
 def verify_cache(cache_dir: str | Path) -> Found:
     """Every entry (``.npy``, ``.onnx``) under a cache folder, checked against its ``.sha256`` sidecar."""
-    from ..cache import verify_entry
 
     found = Found()
     folder = Path(cache_dir)
@@ -92,17 +91,7 @@ def verify_cache(cache_dir: str | Path) -> Found:
     for p in sorted(folder.rglob("*")):
         if p.suffix not in CACHE_SUFFIXES or p.name.startswith(".") or not p.is_file():
             continue
-        try:
-            state = verify_entry(p)
-        except OSError as exc:
-            found.corrupt.append(f"cache entry {p} is unreadable ({exc.strerror or exc})")
-            continue
-        if state == "ok":
-            found.ok += 1
-        elif state == "unchecked":
-            found.unchecked += 1
-        else:
-            found.corrupt.append(f"cache entry {p} fails its checksum; the next run that needs it recomputes it")
+        _tally(found, p, "cache entry", "the next run that needs it recomputes it")
     return found
 
 
@@ -137,7 +126,6 @@ def verify_checkpoints(folders: Iterable[str | Path]) -> Found:
     """Every checkpoint (``*.pt``) under ``folders``, each file once, checked against its ``.sha256``
     sidecar by :func:`hashbench.cache.verify_entry`: the check :func:`hashbench.methods.loop.load_checkpoint`
     makes before a fit resumes from it."""
-    from ..cache import verify_entry
 
     found = Found()
     seen: set[Path] = set()
@@ -149,18 +137,28 @@ def verify_checkpoints(folders: Iterable[str | Path]) -> Found:
             if p.name.startswith(".") or not p.is_file() or p.resolve() in seen:
                 continue
             seen.add(p.resolve())
-            try:
-                state = verify_entry(p)
-            except OSError as exc:
-                found.corrupt.append(f"checkpoint {p} is unreadable ({exc.strerror or exc})")
-                continue
-            if state == "ok":
-                found.ok += 1
-            elif state == "unchecked":
-                found.unchecked += 1
-            else:
-                found.corrupt.append(
-                    f"checkpoint {p} fails its checksum; the fit that would resume from it deletes it and "
-                    "trains from scratch (or delete it now)"
-                )
+            _tally(
+                found,
+                p,
+                "checkpoint",
+                "the fit that would resume from it deletes it and trains from scratch (or delete it now)",
+            )
     return found
+
+
+def _tally(found: Found, path: Path, kind: str, fix: str) -> None:
+    """Check one checksummed file (:func:`~hashbench.cache.verify_entry`) and count it in ``found``:
+    fine, unchecked (no checksum beside it), or corrupt with the sentence that says what happens."""
+    from ..cache import verify_entry
+
+    try:
+        state = verify_entry(path)
+    except OSError as exc:
+        found.corrupt.append(f"{kind} {path} is unreadable ({exc.strerror or exc})")
+        return
+    if state == "ok":
+        found.ok += 1
+    elif state == "unchecked":
+        found.unchecked += 1
+    else:
+        found.corrupt.append(f"{kind} {path} fails its checksum; {fix}")
