@@ -19,14 +19,22 @@ import numpy as np
 
 
 def fractions(features: np.ndarray, labels: np.ndarray, thresholds: list[float]) -> list[tuple[float, float, float]]:
-    """(threshold, share of distinct pairs similar, share of those in the same class) per threshold."""
-    from hashbench_baselines.uhga import similarity_matrix
+    """(threshold, share of distinct pairs similar, share of those in the same class) per threshold.
 
-    iu = np.triu_indices(len(features), 1)
+    The pairs' cosine distances are computed once, as UHGA's ``similarity_matrix`` computes them
+    (float32, in row blocks), and each threshold applies its ``threshold_similarity`` to them."""
+    from hashbench_baselines.uhga import threshold_similarity
+
+    from hashbench.methods.similarity import cosine_distance_matrix
+
+    F = np.asarray(features, dtype=np.float32)
+    n, block = len(F), 1024
+    iu = np.triu_indices(n, 1)
+    D = np.concatenate([cosine_distance_matrix(F[i : i + block], F) for i in range(0, n, block)])[iu]
     same = (labels[:, None] == labels[None, :])[iu]
     out = []
     for t in thresholds:
-        s = similarity_matrix(features, t)[iu].astype(bool)
+        s = threshold_similarity(D, t).astype(bool)
         out.append((t, float(s.mean()), float(same[s].mean()) if s.any() else float("nan")))
     return out
 

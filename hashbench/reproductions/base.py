@@ -43,7 +43,7 @@ from ..results.stats import (
     same_params,
     select_rows,
 )
-from .speedup import SPEEDUP_COLUMNS, SpeedupClaim
+from .speedup import SPEEDUP_COLUMNS, SpeedupClaim, overall_verdict
 from .speedup import compare as speedup_compare
 from .speedup import render as render_speedups
 from .speedup import summarise as summarise_speedups
@@ -663,22 +663,10 @@ class Reproduction:
         out = []
         for claim, g in table.groupby("claim", sort=False):
             counts = g["verdict"].map(lambda v: "inconclusive" if v.startswith("inconclusive") else v).value_counts()
-            fails = g[g["verdict"] == "does not hold"]
-            if len(fails):
-                where = ", ".join(
-                    f"{str(r.b).split('@')[0]} at {r.bits}" if claim in several_b else f"{r.bits}"
-                    for r in fails.itertuples()
-                )
-                verdict = f"does not hold ({where})"
-            elif counts.get("holds", 0) == len(g):
-                verdict = "holds"
-            elif counts.get("not run", 0) == len(g):
-                verdict = "not run"
-            elif counts.get("not run", 0):
-                verdict = f"incomplete: {counts['not run']} of {len(g)} comparisons not run"
-            else:
-                seeds = sorted({int(n) for n in g["n_seeds"] if n > 0})
-                verdict = f"inconclusive at {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}"
+            places = [
+                f"{str(r.b).split('@')[0]} at {r.bits}" if claim in several_b else f"{r.bits}" for r in g.itertuples()
+            ]
+            verdict = overall_verdict(g["verdict"], g["n_seeds"], places, "comparisons")
             detail = ", ".join(f"{k}: {v}" for k, v in counts.items())
             out.append({"claim": claim, "statement": statements.get(claim, claim), "verdict": verdict,
                         "comparisons": len(g), "detail": detail})  # fmt: skip

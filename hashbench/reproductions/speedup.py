@@ -162,23 +162,34 @@ def _curves(rows: pd.DataFrame, read_curve: Callable[[str], Mapping[str, Any]]) 
     return out
 
 
+def overall_verdict(verdicts: Sequence[str], n_seeds: Sequence[int], places: Sequence[str], unit: str) -> str:
+    """A claim's verdict over its comparisons (one verdict, seed count and place each): ``does not
+    hold (places)`` where any does not, ``holds`` where all hold, ``not run`` where none ran,
+    ``incomplete: k of n <unit> not run`` where some did not, else ``inconclusive at n seeds``.
+    The claims of every kind (:meth:`~hashbench.reproductions.base.Reproduction.summarise_claims`,
+    :func:`summarise`) are summarised by it."""
+    verdicts = list(verdicts)
+    fails = [p for p, v in zip(places, verdicts, strict=True) if v == "does not hold"]
+    missing = sum(v == "not run" for v in verdicts)
+    if fails:
+        return f"does not hold ({', '.join(fails)})"
+    if all(v == "holds" for v in verdicts):
+        return "holds"
+    if missing == len(verdicts):
+        return "not run"
+    if missing:
+        return f"incomplete: {missing} of {len(verdicts)} {unit} not run"
+    seeds = sorted({int(n) for n in n_seeds if n > 0})
+    return f"inconclusive at {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}"
+
+
 def summarise(table: pd.DataFrame) -> dict[str, str]:
     """claim -> its verdict over lengths, from the epochs rows (:data:`SPEEDUP_COLUMNS`)."""
-    out = {}
-    for claim, g in table[table["unit"] == "epochs"].groupby("claim", sort=False):
-        v = g["verdict"]
-        if (v == "not run").all():
-            out[claim] = "not run"
-        elif (v == "holds").all():
-            out[claim] = "holds"
-        elif (v == "does not hold").any():
-            out[claim] = "does not hold (" + ", ".join(g.loc[v == "does not hold", "bits"]) + ")"
-        elif (v == "not run").any():
-            out[claim] = f"incomplete: {int((v == 'not run').sum())} of {len(g)} lengths not run"
-        else:
-            seeds = sorted({int(n) for n in g["n_seeds"] if n > 0})
-            out[claim] = f"inconclusive at {'/'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''}"
-    return out
+    epochs = table[table["unit"] == "epochs"]
+    return {
+        claim: overall_verdict(g["verdict"], g["n_seeds"], list(g["bits"]), "lengths")
+        for claim, g in epochs.groupby("claim", sort=False)
+    }
 
 
 def render(table: pd.DataFrame) -> str:
