@@ -126,6 +126,22 @@ def test_pivot_means_and_spread_over_seeds():
     assert "over 2 seed(s) (0, 1)" in md and "| itq" in md
 
 
+def test_code_length_columns_are_in_order_when_the_first_row_lacks_some():
+    """A partial grid (the first method's short codes not run yet) still lists 16, 32, 64, 128."""
+    df = frame(
+        meta_for("lsh", 64, 0, 0.30),
+        meta_for("lsh", 128, 0, 0.35),
+        meta_for("itq", 16, 0, 0.40),
+        meta_for("itq", 32, 0, 0.45),
+        meta_for("itq", 128, 0, 0.50),
+    )
+    for spread in (False, True):
+        t = pivot(df, "map", ".4f", spread=spread)
+        assert [c for c in t.columns if c.isdigit()] == ["16", "32", "64", "128"]
+    s = pivot(df, "map", ".4f", spread=True).set_index("method")
+    assert s.loc["itq", "128"] == "0.5000" and s.loc["lsh", "64"] == "0.3000" and s.loc["lsh", "16"] == ""
+
+
 def test_collapsed_cells_are_flagged_in_the_table():
     df = frame(meta_for("uhga", 16, 0, 0.10), meta_for("lsh", 16, 0, 0.34))
     s = pivot(df, "map", ".4f", spread=True).set_index("method")

@@ -227,6 +227,7 @@ def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None, spread: 
     keys = _row_keys(df)
     g = df.groupby([*keys, "n_bits"], sort=False, dropna=False)
     mean = g[value].mean().unstack("n_bits")
+    mean = mean[sorted(mean.columns)]  # columns by code length, not by the first row's lengths
     if spread:
         std = g[value].std(ddof=1).unstack("n_bits")
         n = g[value].count().unstack("n_bits")
