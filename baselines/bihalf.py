@@ -150,7 +150,7 @@ class BiHalf(DeepHashMethod):
 
     version = 2  # 2: lr 1e-4 (official, validated on CIFAR-10) instead of 1e-2 (digits)
     display_rank = 110  # after the UHGA paper's comparison: the unsupervised methods published since
-    display_style = ("#d62728", "*")  # colour and marker in every figure
+    display_style = ("#e377c2", "*")  # pink: apart from the UHGA pair's reds
     default_epochs = {"features": 300, "end2end": 10}
     test_params = {"epochs": 2, "hidden": 16, "batch_size": 16, "device": "cpu"}
     parameter_constraints = {

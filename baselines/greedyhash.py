@@ -100,7 +100,7 @@ class GreedyHash(DeepHashMethod):
 
     version = 2  # 2: lr 5e-3 (chosen on CIFAR-10) instead of 3e-2 (digits)
     display_rank = 120  # after the UHGA paper's comparison: the unsupervised methods published since
-    display_style = ("#ff9896", "d")  # colour and marker in every figure
+    display_style = ("#222222", "d")  # near-black: apart from the UHGA pair's reds
     default_epochs = {"features": 60, "end2end": 10}
     #: official: 300 epochs instead of 60 at these code lengths and below (features track, epochs=None)
     short_code_epochs: ClassVar[tuple[int, int]] = (16, 300)
