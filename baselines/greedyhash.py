@@ -24,27 +24,26 @@ optimiser):
 - Features track (the default, and the official setting): the head is the training set's
   standardisation then Linear(d, K) (``hidden=0``). The official fc7 dropout becomes
   ``input_dropout`` on the representation's raw features, the same dropped vector being the
-  head's input and the cosine's target; default 0, not 0.5, as BiHalf's (for GreedyHash the
-  validation split below is mixed: 0.5 scores 0.426 against 0.403 at lr 1e-3 and 0.418 against
+  head's input and the cosine's target; default 0, not 0.5, as BiHalf's (for GreedyHash digits'
+  validation split is mixed: 0.5 scores 0.426 against 0.403 at lr 1e-3 and 0.418 against
   0.197 at 3e-3, but 0.315 against 0.411 at 1e-2, and diverges at 0.1).
   No image augmentation exists on this track, and the official code uses none.
 - The target features are the raw representation (not standardised); on the fine-tuning and
   end-to-end regimes, the pretrained reference features (fixed, no dropout).
 - An odd batch pairs its first floor(N/2) items with the next floor(N/2); a batch of one item has
   only the penalty.
-- Learning rate 5e-3, chosen on a validation split of CIFAR-10's training set alone
-  (``python -m benchmarks.later_select``; docs/METHODS.md section 13; CNN features, 3 seeds) as
-  the best mean over 16, 32, 64 and 128 bits: 0.204 / 0.225 / 0.255 / 0.252, mean 0.234, against
-  0.206 for 3e-3 (best at 16 and 32 bits, 0.136 at 128) and 0.222 for 1e-2 (best at 64 and 128
-  bits, 0.134 at 16, where its 300 epochs also made the loss infinite for seed 0 of the CIFAR-10
-  table). At 32 bits: 0.183 at the official 1e-4, 0.190 at 3e-4, 0.158 at 1e-3, 0.145 at 3e-2
-  (ITQ 0.288, LSH 0.162). The official 1e-4 is set for 1,562 SGD steps an epoch; hashbench's head
-  on 5,000 training items takes 157. On digits pixels (16 steps an epoch)
-the same search prefers 3e-2 (0.441 / 0.497 / 0.536 at 16 / 32 / 64 bits; 0.1 scored higher at
-  32 / 64 bits but its loss became infinite at 16 bits in the digits table and it left a quarter
-  of the bits constant): hashbench's digits table passes
-  ``--set greedyhash.lr=0.03``. Every other value official, including 300 epochs for codes of 16
-  bits or fewer (``short_code_epochs``; on the features track only).
+- Learning rate 5e-3, chosen on a validation split of CIFAR-10's training set alone (``python -m
+  benchmarks.later_select``; docs/METHODS.md section 13; CNN features, 3 seeds) as the best mean
+  over 16, 32, 64 and 128 bits: 0.204 / 0.225 / 0.255 / 0.252, mean 0.234, against 0.206 for 3e-3
+  (best at 16 and 32 bits, 0.136 at 128) and 0.222 for 1e-2 (best at 64 and 128 bits, 0.134 at 16,
+  where its 300 epochs also made the loss infinite for seed 0 of the CIFAR-10 table). At 32 bits:
+  0.183 at the official 1e-4, 0.190 at 3e-4, 0.158 at 1e-3, 0.145 at 3e-2 (ITQ 0.288, LSH 0.162).
+  The official 1e-4 is set for 1,562 SGD steps an epoch; hashbench's head on 5,000 training items
+  takes 157. On digits pixels (16 steps an epoch) the same search prefers 3e-2 (0.441 / 0.497 /
+  0.536 at 16 / 32 / 64 bits; 0.1 scored higher at 32 / 64 bits but its loss became infinite at 16
+  bits in the digits table and it left a quarter of the bits constant): hashbench's digits table
+  passes ``--set greedyhash.lr=0.03``. Every other value official, including 300 epochs for codes of
+  16 bits or fewer (``short_code_epochs``; on the features track only).
 """
 
 from __future__ import annotations
