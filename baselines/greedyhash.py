@@ -90,9 +90,9 @@ class GreedyHash(DeepHashMethod):
         input_dropout: dropout on the raw features on the features track (0; official fc7 dropout: 0.5);
         momentum, weight_decay: SGD's (official: 0.9, 5e-4).
     ``epochs=None`` runs 60 epochs, or 300 for codes of 16 bits or fewer (official), on the features
-    track; 10 end to end. Defaults differing from the official code: ``lr`` 5e-3 and ``input_dropout``
-    0 (chosen on a validation split of CIFAR-10, see the module docstring); ``hidden=0`` is the official linear
-    layer.
+    track; 10 end to end. Defaults differing from the official code: ``lr`` 5e-3 (chosen on a validation
+    split of CIFAR-10) and ``input_dropout`` 0 (BiHalf's; digits' split is mixed; see the module
+    docstring); ``hidden=0`` is the official linear layer.
 
     Fitted: ``net_``, ``history_``.
     """

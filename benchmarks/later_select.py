@@ -13,7 +13,7 @@ standardised features and 400 to 4,000 training items, hence the search.
 
 Measured on 2026-12-06 (digits: 400 fitted / 100 queries; CIFAR-10: 4,000 / 1,000; seeds 0-2,
 one CPU thread of a shared 2-core machine): docs/METHODS.md sections 12 and 13 have the tables.
-The defaults are CIFAR-10's choices (BiHalf the official 1e-4, GreedyHash 3e-3); digits' tables
+The defaults are CIFAR-10's choices (BiHalf the official 1e-4, GreedyHash 5e-3); digits' tables
 pass the digits choices with ``--set``.
 """
 
