@@ -38,18 +38,19 @@ def main(argv: list[str] | None = None) -> None:
     from hashbench.features import compute_features
     from hashbench.methods import get_method
     from hashbench.metrics import evaluate
+    from hashbench.run.plan import default_representation
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--features", default=None, help="default: cnn:efficientnet-lite0 (cifar10), pixels (digits)")
+    p.add_argument("--features", default=None, help="default: what `hashbench run` uses for the dataset")
     p.add_argument("--bits", default="32,128")
     p.add_argument("--w-me", default="0.01,0.1", help="candidate minimum-entropy weights")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     ds = load_dataset(args.dataset, data_root=args.data_root)
-    rep = args.features or ("cnn:efficientnet-lite0" if args.dataset == "cifar10" else "pixels")
+    rep = args.features or default_representation(args.dataset, ds)
     X = compute_features(ds, rep)
     queries, fit = validation_split(make_split(args.dataset, ds.labels, args.seed)["train"])
     print(f"{args.dataset} {rep}: {len(fit)} training items fit and form the database, {len(queries)} are queries")

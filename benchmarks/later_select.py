@@ -34,11 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     from hashbench.features import compute_features
     from hashbench.methods import get_method
     from hashbench.metrics import evaluate
+    from hashbench.run.plan import default_representation
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--features", default=None, help="default: cnn:efficientnet-lite0 (cifar10), pixels (digits)")
+    p.add_argument("--features", default=None, help="default: what `hashbench run` uses for the dataset")
     p.add_argument("--bits", default="32,64")
     p.add_argument("--methods", default="bihalf,greedyhash")
     p.add_argument("--lr", default="1e-4,3e-4,1e-3,3e-3,1e-2,1e-1", help="candidate learning rates")
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     limit_threads(args.threads)
 
     ds = load_dataset(args.dataset, data_root=args.data_root)
-    rep = args.features or ("cnn:efficientnet-lite0" if args.dataset == "cifar10" else "pixels")
+    rep = args.features or default_representation(args.dataset, ds)
     X = compute_features(ds, rep)
     queries, fit = validation_split(make_split(args.dataset, ds.labels, 0)["train"])
     seeds = [int(s) for s in args.seeds.split(",")]

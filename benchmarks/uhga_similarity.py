@@ -43,17 +43,18 @@ def main(argv: list[str] | None = None) -> None:
     from hashbench.datasets import load_dataset
     from hashbench.datasets.protocols import make_split
     from hashbench.features import compute_features
+    from hashbench.run.plan import default_representation
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--features", default=None, help="default: cnn:efficientnet-lite0 (cifar10), pixels (others)")
+    p.add_argument("--features", default=None, help="default: what `hashbench run` uses for the dataset")
     p.add_argument("--thresholds", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
     p.add_argument("--centred", action="store_true", help="also with the training features' mean subtracted")
     args = p.parse_args(argv)
 
     ds = load_dataset(args.dataset, data_root=args.data_root)
-    rep = args.features or ("cnn:efficientnet-lite0" if args.dataset == "cifar10" else "pixels")
+    rep = args.features or default_representation(args.dataset, ds)
     train = make_split(args.dataset, ds.labels, 0)["train"]
     X = np.asarray(compute_features(ds, rep)[train], dtype=np.float32)
     y = np.asarray(ds.labels)[train]

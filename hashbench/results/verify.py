@@ -83,7 +83,6 @@ def verify_results(out: str | Path) -> tuple[Found, Found]:
 
 def verify_cache(cache_dir: str | Path) -> Found:
     """Every entry (``.npy``, ``.onnx``) under a cache folder, checked against its ``.sha256`` sidecar."""
-
     found = Found()
     folder = Path(cache_dir)
     if not folder.is_dir():
@@ -126,7 +125,6 @@ def verify_checkpoints(folders: Iterable[str | Path]) -> Found:
     """Every checkpoint (``*.pt``) under ``folders``, each file once, checked against its ``.sha256``
     sidecar by :func:`hashbench.cache.verify_entry`: the check :func:`hashbench.methods.loop.load_checkpoint`
     makes before a fit resumes from it."""
-
     found = Found()
     seen: set[Path] = set()
     for folder in folders:

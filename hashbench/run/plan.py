@@ -40,6 +40,14 @@ DEFAULT_REPRESENTATION = {
 DEFAULT_BITS = (16, 32, 64)
 
 
+def default_representation(name: str, dataset: Any) -> str:
+    """The representation ``run`` uses when ``--features`` is not given: a dataset's own features
+    where it has them, else :data:`DEFAULT_REPRESENTATION` of its kind (``pixels`` otherwise)."""
+    if dataset.features is not None:
+        return "features"
+    return DEFAULT_REPRESENTATION.get(name.split(":", 1)[0], "pixels")
+
+
 @dataclass
 class RunConfig:
     """What ``hashbench run`` asks for."""
@@ -353,10 +361,7 @@ def plan(cfg: RunConfig, dataset, device: str) -> Plan:
     if protocol == GIVEN and dataset.given_split is None:
         raise InvalidInput(f"protocol 'given' needs a dataset with fixed lists; {cfg.dataset} has none")
     topk = None if protocol == GIVEN else get_protocol(protocol).topk
-    base = cfg.dataset.split(":", 1)[0]
-    representation = cfg.representation or (
-        "features" if dataset.features is not None else DEFAULT_REPRESENTATION.get(base, "pixels")
-    )
+    representation = cfg.representation or default_representation(cfg.dataset, dataset)
     records_dir = Path(cfg.out) / dataset_dirname(cfg.dataset) / "records"
 
     splits: dict[int, dict[str, np.ndarray]] = {}
