@@ -179,3 +179,9 @@ def test_committed_tables_carry_no_machine_paths():
         "CIFAR-10 JPEG image folders cifar10 (50000 train)"
     )
     assert portable("cnn:efficientnet-lite0 and p@100, 1/2") == "cnn:efficientnet-lite0 and p@100, 1/2"
+    # relative, home and Windows paths locate data on one machine too (a data root given as ../x)
+    assert portable("MNIST IDX files in ../shared/data/mnist: test (10000)") == "MNIST IDX files in mnist: test (10000)"
+    assert portable("image folder ./data/pets (10 files)") == "image folder pets (10 files)"
+    assert portable("features ~/f/x.npy (npy)") == "features x.npy (npy)"
+    assert portable("image folder C:\\data\\pets (3 files)") == "image folder pets (3 files)"
+    assert portable("--out ../runs/ft --set a.b=1/2") == "--out ft --set a.b=1/2"

@@ -10,7 +10,7 @@ import pandas as pd
 from ..errors import InvalidInput
 from ..io import atomic_write_text
 from ..records import CorruptRecord, iter_metas, iter_record_paths
-from ..results import stats
+from ..results import markdown, stats
 from ..results.ci_output import to_json
 from ..results.conventions import CONVENTIONS, convention_scores
 from ..results.tables import (
@@ -182,6 +182,7 @@ def cmd_compare(args, argv) -> int:
     else:
         print(text)
     stem = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in f"{args.a}-vs-{args.b}")
-    atomic_write_text(folder / "compare" / f"{stem}.md", text + f"\nProduced by `{command_line(argv)}`.\n")
+    produced = markdown.command("Produced by", command_line(argv))
+    atomic_write_text(folder / "compare" / f"{stem}.md", markdown.wrap(f"{text}\n{produced}") + "\n")
     atomic_write_text(folder / "compare" / f"{stem}.csv", t.to_csv(index=False, float_format="%.6f"))
     return 0

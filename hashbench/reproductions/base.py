@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidInput, UnknownName
+from ..results import markdown
 from ..results.display import display_order as _display_order
 from ..results.stats import (
     Selector,
@@ -808,11 +809,11 @@ class Reproduction:
                 "seed; time to target: the first scored epoch at or above it, and the training seconds up to "
                 "it. Saved: b minus a (positive: a is faster); 95% interval: Student's t over seeds.", "",
                 (render_speedups(speedups) if speedups is not None else "") or
-                "Not run" + (f": `{run_command}`." if run_command else "."),
+                markdown.command("Not run", run_command) if run_command else "Not run.",
             ]  # fmt: skip
         if command:
-            lines += ["", f"Produced by `{command}`."]
-        return "\n".join(lines) + "\n"
+            lines += ["", markdown.command("Produced by", command)]
+        return markdown.wrap("\n".join(lines)) + "\n"
 
     def metric_warning(self, frame: pd.DataFrame, dataset: str) -> str | None:
         """A sentence when our records are scored under another cut-off than the paper's metric."""
@@ -849,12 +850,13 @@ class Reproduction:
         ``speedup.csv`` where there are speed-up claims). ``run_command``: the command that runs the
         missing cells, named by every claim not run. The caller writes them (atomically)."""
         warn = self.metric_warning(frame, dataset)
-        footer = (f"\n{warn}\n" if warn else "") + (f"\nProduced by `{command}`.\n" if command else "")
+        produced = markdown.command("Produced by", command) if command else ""
+        footer = (f"\n{warn}\n" if warn else "") + (f"\n{produced}\n" if command else "")
         files = {}
         kw = {"representation": representation, "track": track, "defaults": defaults}
         for t in sorted(self.tables):
             table = self.paper_table(frame, None, t, dataset, **kw)
-            files[f"table{t}.md"] = self.render_paper_table(table, t, dataset) + footer
+            files[f"table{t}.md"] = markdown.wrap(self.render_paper_table(table, t, dataset) + footer)
             files[f"table{t}.csv"] = table.to_csv(index=False, float_format="%.6f")
         if scores_loader is not None and self.claims:
             c = self.test_claims(frame, scores_loader, dataset, seeds, n_boot=n_boot, n_perm=n_perm, **kw)
@@ -865,7 +867,7 @@ class Reproduction:
             regime = str(track if track is not None else self.default_track)
             files["claims.md"] = self.render_claims_markdown(
                 c, dataset, command=command, speedups=sp, regime=regime, run_command=run_command
-            ) + (f"\n{warn}\n" if warn else "")
+            ) + (markdown.wrap(f"\n{warn}\n") if warn else "")
             files["claims.csv"] = c.to_csv(index=False, float_format="%.6f")
         return files
 

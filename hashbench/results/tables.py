@@ -36,6 +36,7 @@ from ..io import atomic_write_text
 from ..records import cell_key, iter_metas
 from ..run.scoring import load_scores, metric_label, metric_spec, score_record
 from ..values import stored_variant
+from . import markdown
 from .display import display_order
 
 ROW_KEYS = ["protocol", "method", "variant", "representation", "track"]
@@ -348,20 +349,23 @@ def render_markdown(df: pd.DataFrame, title: str, command: str | None = None, no
         out += ["", "Training time in seconds (mean over seeds):", "", to_markdown(pivot(df, "train_s", ".2f"))]
     runs = [c for c in dict.fromkeys(df["command"].fillna("")) if c]
     if runs:
-        out += ["", "Records produced by:", "", *[f"- `{c}`" for c in runs]]
+        out += ["", "Records produced by:", "", markdown.shell_block(runs)]
     if command:
-        out += ["", f"Tables written by `{command}`."]
-    return "\n".join(out) + "\n"
+        out += ["", markdown.command("Tables written by", command)]
+    return markdown.wrap("\n".join(out)) + "\n"
 
 
 #: command-line options whose value is where one machine keeps something: written as a placeholder
 _PATH_OPTIONS = {"--data-root": "DIR", "--cache-dir": "DIR", "--weights": "FILE", "--checkpoint-dir": "DIR"}
-_ABSOLUTE = re.compile(r"(?<![\w.~-])/[^\s,;'\"()]*")
+#: a path that locates something on one machine: absolute (``/data``, ``C:\\data``) or anchored at
+#: a home or working folder (``~/data``, ``./data``, ``../data``)
+_ABSOLUTE = re.compile(r"(?<![\w.~-])(?:/|~/|\.{1,2}/|[A-Za-z]:\\)[^\s,;'\"()]*")
 
 
 def portable(text: str) -> str:
     """``text`` without machine paths, for committed tables: the values of path options become
-    ``DIR`` / ``FILE``, any other absolute path its last component (``/data/cifar10`` -> ``cifar10``).
+    ``DIR`` / ``FILE``, any other path anchored at the root, a drive, the home or the working folder
+    its last component (``/data/cifar10``, ``../data/cifar10`` -> ``cifar10``).
     The data is identified by its content checksum (column ``dataset_checksum``), not by a folder."""
     words = str(text).split(" ")
     for i, w in enumerate(words[:-1]):
@@ -370,7 +374,12 @@ def portable(text: str) -> str:
         opt, eq, _ = w.partition("=")
         if eq and opt in _PATH_OPTIONS:
             words[i] = f"{opt}={_PATH_OPTIONS[opt]}"
-    return _ABSOLUTE.sub(lambda m: Path(m.group(0).rstrip("/")).name or "/", " ".join(words))
+    return _ABSOLUTE.sub(_last_component, " ".join(words))
+
+
+def _last_component(match: re.Match[str]) -> str:
+    path = match.group(0).replace("\\", "/").rstrip("/")
+    return path.rsplit("/", 1)[-1] or "/"
 
 
 def portable_frame(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
