@@ -1,6 +1,7 @@
 """The Markdown hashbench writes: lines of at most 100 characters outside tables and code, the
 rendered text unchanged, and commands that run as they are when copied from the file."""
 
+import re
 import shlex
 import subprocess
 
@@ -72,3 +73,46 @@ def test_map_md_written_by_a_run_keeps_lines_short(tmp_path):
     md = (tmp_path / "digits" / "map.md").read_text()
     assert not _long_lines(md), _long_lines(md)
     assert "Records produced by:" in md and "hashbench run" in md
+
+
+def test_wrap_never_starts_a_line_with_a_word_that_opens_a_block():
+    """A line break before '-', '+', '1.', '#', '>' or '|' would start a list, heading, quote or
+    table row: whatever the width, those words stay on the line of the word before them."""
+    text = "- published a - b: the effect + its interval; 1. then # and > and | and 2) and --- end " * 3
+    for width in range(20, 70):
+        lines = markdown.wrap(text, width).split("\n")
+        assert lines[0].startswith("- ") and " ".join(lines).split() == text.split()
+        for line in lines[1:]:
+            first = line.split()[0]
+            assert not re.fullmatch(r"[-+*>]|#+|\d+[.)]|-+|=+|\|.*", first), (width, line)
+
+
+def test_wrap_leaves_quotes_code_html_setext_headings_and_hard_breaks_alone():
+    long = "word " * 30
+    for text in [
+        f"> {long}\n> {long}",
+        f"para\n\n    {long}",
+        f"~~~\n{long}\n~~~",
+        f"<div>{long}</div>",
+        f"Title {long}\n---",
+        f"Title {long}\n===",
+        f"line one  \nline two {long}",
+        f"line one\\\nline two {long}",
+    ]:
+        assert markdown.wrap(text, 40) == text, text
+    assert markdown.wrap(f"1) a {long}\n2) b", 40).split("\n")[-1] == "2) b"  # ')' items are items
+
+
+def test_shell_block_keeps_negative_values_and_escaped_spaces_with_their_option():
+    cmd = "hashbench run --split-seed -3 --set x=-1 --out my\\ runs " + "--bits 16 " * 8
+    body = markdown.shell_block([cmd], 40).split("\n")[1:-1]
+    assert "--split-seed -3" in " ".join(body)
+    assert all(not line.strip().startswith("-3") for line in body)
+    assert any("--out my\\ runs" in line for line in body)
+    script = "printf '%s\\n' " + "\n".join(body).split(" ", 1)[1]
+    echoed = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert echoed.stdout.split("\n")[:-1] == shlex.split(cmd)[1:]
+
+
+def test_a_command_holding_a_backtick_is_never_inline():
+    assert markdown.command("Produced by", "hashbench run --set 'a=`x`'").startswith("Produced by:\n\n```bash")

@@ -297,7 +297,7 @@ def test_every_markdown_page_keeps_prose_lines_short():
 
 
 def test_readme_holds_the_commands_ci_runs():
-    """README's two commands are whole lines (copied as they stand), and .ci/run installs and tests as the
+    """README's command lines are whole lines (copied as they stand), and .ci/run installs and tests as the
     second one says."""
     lines = (ROOT / "README.md").read_text().splitlines()
     for command in README_COMMANDS:

@@ -185,3 +185,10 @@ def test_committed_tables_carry_no_machine_paths():
     assert portable("features ~/f/x.npy (npy)") == "features x.npy (npy)"
     assert portable("image folder C:\\data\\pets (3 files)") == "image folder pets (3 files)"
     assert portable("--out ../runs/ft --set a.b=1/2") == "--out ft --set a.b=1/2"
+    assert portable("image folder C:/data/pets and ..\\data\\cats") == "image folder pets and cats"
+    assert (
+        portable("see https://example.org/a/b.html, 1/2, train/test")
+        == "see https://example.org/a/b.html, 1/2, train/test"
+    )
+    assert portable("--dataset features:/srv/x/emb.npz") == "--dataset features:emb.npz"
+    assert portable("hashbench run --out o --data-root=../x") == "hashbench run --out o --data-root=DIR"

@@ -149,6 +149,9 @@ def test_overview_opens_claims_md_and_names_the_command_of_what_was_not_run():
     first_table = text.split("\n\n")[1]
     assert first_table.startswith("| claim") and "GA speeds up SSDH" in first_table
     assert "## Speed of learning" in text and "epochs saved [95% CI]" in text
+    # without a run command the speed-up table still shows (the library's default)
+    bare = paper.render_claims_markdown(claims, "cifar10", speedups=sp, regime="features")
+    assert "epochs saved [95% CI]" in bare and "Not run" not in bare.split("## Speed of learning")[1]
 
 
 def test_real_curves_from_a_digits_run(tmp_path):

@@ -808,8 +808,8 @@ class Reproduction:
                 f"is the claims' regime). Target: {c0.fraction:g} of the lower final validation MAP of a and b, per "
                 "seed; time to target: the first scored epoch at or above it, and the training seconds up to "
                 "it. Saved: b minus a (positive: a is faster); 95% interval: Student's t over seeds.", "",
-                (render_speedups(speedups) if speedups is not None else "") or
-                markdown.command("Not run", run_command) if run_command else "Not run.",
+                (render_speedups(speedups) if speedups is not None else "")
+                or (markdown.command("Not run", run_command) if run_command else "Not run."),
             ]  # fmt: skip
         if command:
             lines += ["", markdown.command("Produced by", command)]

@@ -15,17 +15,22 @@ import textwrap
 #: the longest line hashbench writes outside tables and code blocks
 WIDTH = 100
 
-_ITEM = re.compile(r"^(\s*)([-*+]|\d+\.)\s+")
+_ITEM = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])\s+")
+#: a word that would open a block (list, quote, heading, fence, table row, setext underline) if a
+#: line began with it: it is kept on the line of the word before it
+_MARKER = re.compile(r"^(?:[-+*>]|#{1,6}|\d{1,9}[.)]|=+|-+|`{3,}.*|~{3,}.*|\|.*)$")
+_GLUE = "\x00"
 
 
 def wrap(text: str, width: int = WIDTH) -> str:
     """``text`` with every paragraph and list item re-filled to ``width`` characters (breaks only
-    at spaces; a word longer than ``width`` keeps its own line). Tables (lines starting ``|``),
-    headings, fenced code and blank lines pass through unchanged, so the rendered page is the
-    same."""
-    lines = text.split("\n")
+    at spaces, never before a word that would open a block; a word longer than ``width`` keeps its
+    own line). Everything else passes through unchanged: tables, headings (ATX and setext), fenced
+    (```` ``` ```` or ``~~~``) and indented code, block quotes, HTML, blank lines, and a block
+    holding a hard line break. Markdown renders a line break inside a paragraph as a space, so the
+    rendered page is the same."""
     out: list[str] = []
-    fenced = False
+    fence = ""
     block: list[str] = []
 
     def flush() -> None:
@@ -33,13 +38,26 @@ def wrap(text: str, width: int = WIDTH) -> str:
             out.extend(_fill(block, width))
             block.clear()
 
-    for line in lines:
+    for line in text.split("\n"):
         stripped = line.lstrip()
-        if stripped.startswith("```"):
-            flush()
-            fenced = not fenced
+        indent = len(line) - len(stripped)
+        if fence:
             out.append(line)
-        elif fenced or not stripped or stripped.startswith(("|", "#")):
+            if stripped.startswith(fence):
+                fence = ""
+        elif stripped.startswith(("```", "~~~")):
+            flush()
+            fence = stripped[:3]
+            out.append(line)
+        elif block and re.fullmatch(r" {0,3}(=+|-+)\s*", line):  # setext underline: a heading
+            heading = block.pop()
+            flush()
+            out += [heading, line]
+        elif (
+            not stripped
+            or stripped.startswith(("|", "#", ">", "<"))
+            or (indent >= 4 and not (block and _ITEM.match(block[0])))  # indented code
+        ):
             flush()
             out.append(line)
         else:
@@ -51,24 +69,36 @@ def wrap(text: str, width: int = WIDTH) -> str:
 
 
 def _fill(block: list[str], width: int) -> list[str]:
-    if all(len(line) <= width for line in block):
-        return list(block)
+    if all(len(line) <= width for line in block) or any(line.endswith(("  ", "\\")) for line in block[:-1]):
+        return list(block)  # short already, or holding a hard line break
     m = _ITEM.match(block[0])
     first = block[0][: m.end()] if m else block[0][: len(block[0]) - len(block[0].lstrip())]
     rest = " " * len(first) if m else first
-    words = " ".join(line.strip() for line in block)
+    text = " ".join(line.strip() for line in block)
     if m:
-        words = words[len(m.group(0).strip()) :].strip()
-    return textwrap.wrap(
-        words, width=width, initial_indent=first, subsequent_indent=rest, break_long_words=False, break_on_hyphens=False
+        text = text[len(m.group(0).strip()) :].strip()
+    words: list[str] = []
+    for word in text.split(" "):
+        if words and words[-1] and _MARKER.match(word):
+            words[-1] += _GLUE + word
+        else:
+            words.append(word)
+    lines = textwrap.wrap(
+        " ".join(words),
+        width=width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
+    return [line.replace(_GLUE, " ") for line in lines]
 
 
 def command(prefix: str, cmd: str, width: int = WIDTH) -> str:
-    """``prefix `cmd`.`` when that fits in ``width``, else ``prefix:`` and ``cmd`` in a ``bash``
-    block (:func:`shell_block`)."""
+    """``prefix `cmd`.`` when that fits in ``width`` (and ``cmd`` holds no backtick), else
+    ``prefix:`` and ``cmd`` in a ``bash`` block (:func:`shell_block`)."""
     inline = f"{prefix} `{cmd}`."
-    if len(inline) <= width:
+    if len(inline) <= width and "`" not in cmd:
         return inline
     return f"{prefix}:\n\n{shell_block([cmd], width)}"
 
@@ -92,11 +122,16 @@ def shell_block(commands: list[str], width: int = WIDTH) -> str:
 
 
 def _shell_words(cmd: str) -> list[str]:
-    """``cmd`` split at the spaces outside single or double quotes (quotes kept)."""
+    """``cmd`` split at the spaces outside quotes and not escaped by a backslash (quotes and
+    backslashes kept)."""
     words: list[str] = []
-    current, quote = "", ""
+    current, quote, escaped = "", "", False
     for ch in cmd:
-        if quote:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote:
             quote = "" if ch == quote else quote
         elif ch in "'\"":
             quote = ch
@@ -112,11 +147,16 @@ def _shell_words(cmd: str) -> list[str]:
 
 
 def _option_groups(words: list[str]) -> list[str]:
-    """``words`` joined so that each option travels with the values that follow it."""
+    """``words`` joined so that each option travels with the values that follow it (a negative
+    number is a value)."""
     groups: list[str] = []
     for word in words:
-        if groups and not word.startswith("-") and groups[-1].startswith("-"):
+        is_option = word.startswith("-") and not _NUMBER.fullmatch(word)
+        if groups and not is_option and groups[-1].startswith("-"):
             groups[-1] += " " + word
         else:
             groups.append(word)
     return groups
+
+
+_NUMBER = re.compile(r"-\d[\d.]*(?:e[-+]?\d+)?")

@@ -357,9 +357,10 @@ def render_markdown(df: pd.DataFrame, title: str, command: str | None = None, no
 
 #: command-line options whose value is where one machine keeps something: written as a placeholder
 _PATH_OPTIONS = {"--data-root": "DIR", "--cache-dir": "DIR", "--weights": "FILE", "--checkpoint-dir": "DIR"}
-#: a path that locates something on one machine: absolute (``/data``, ``C:\\data``) or anchored at
-#: a home or working folder (``~/data``, ``./data``, ``../data``)
-_ABSOLUTE = re.compile(r"(?<![\w.~-])(?:/|~/|\.{1,2}/|[A-Za-z]:\\)[^\s,;'\"()]*")
+#: a path that locates something on one machine: absolute (``/data``, ``C:\\data``, ``C:/data``) or
+#: anchored at a home or working folder (``~/data``, ``./data``, ``../data``, ``..\\data``); not a
+#: URL (``https://host/a``: no match inside ``//``)
+_ABSOLUTE = re.compile(r"(?<![\w.~/\\-])(?:/(?!/)|~[/\\]|\.{1,2}[/\\]|[A-Za-z]:[/\\])[^\s,;'\"()]*")
 
 
 def portable(text: str) -> str:
@@ -368,8 +369,8 @@ def portable(text: str) -> str:
     its last component (``/data/cifar10``, ``../data/cifar10`` -> ``cifar10``).
     The data is identified by its content checksum (column ``dataset_checksum``), not by a folder."""
     words = str(text).split(" ")
-    for i, w in enumerate(words[:-1]):
-        if w in _PATH_OPTIONS:
+    for i, w in enumerate(words):
+        if w in _PATH_OPTIONS and i + 1 < len(words):
             words[i + 1] = _PATH_OPTIONS[w]
         opt, eq, _ = w.partition("=")
         if eq and opt in _PATH_OPTIONS:
