@@ -851,7 +851,7 @@ class Reproduction:
         missing cells, named by every claim not run. The caller writes them (atomically)."""
         warn = self.metric_warning(frame, dataset)
         produced = markdown.command("Produced by", command) if command else ""
-        footer = (f"\n{warn}\n" if warn else "") + (f"\n{produced}\n" if command else "")
+        footer = (f"\n{warn}\n" if warn else "") + (f"\n{produced}\n" if produced else "")
         files = {}
         kw = {"representation": representation, "track": track, "defaults": defaults}
         for t in sorted(self.tables):

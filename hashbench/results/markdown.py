@@ -20,6 +20,8 @@ _ITEM = re.compile(r"^(\s*)([-*+]|\d{1,9}[.)])\s+")
 #: line began with it: it is kept on the line of the word before it
 _MARKER = re.compile(r"^(?:[-+*>]|#{1,6}|\d{1,9}[.)]|=+|-+|`{3,}.*|~{3,}.*|\|.*)$")
 _GLUE = "\x00"
+#: a negative number: the value of an option, not an option
+_NUMBER = re.compile(r"-\d[\d.]*(?:e[-+]?\d+)?")
 
 
 def wrap(text: str, width: int = WIDTH) -> str:
@@ -157,6 +159,3 @@ def _option_groups(words: list[str]) -> list[str]:
         else:
             groups.append(word)
     return groups
-
-
-_NUMBER = re.compile(r"-\d[\d.]*(?:e[-+]?\d+)?")
