@@ -240,3 +240,20 @@ def test_ga_stages_take_first_order_lookahead_steps():
         assert torch.equal(a, b)
     a, b = out["full"][0], out["first"][0]
     assert float(a @ b / (a.norm() * b.norm())) > 0.99
+
+
+def test_finetune_benchmark_times_both_precisions_and_encoding(capsys):
+    """``python -m benchmarks.finetune`` (tiny: 32 px, one round) gives a row per regime and
+    precision with training and encoding rates, and refuses an unknown precision."""
+    from benchmarks.finetune import main
+
+    out = main(
+        "--size 32 --rounds 1 --steps 1 --batch 4 --regimes finetune:1,features "
+        "--precisions float32,bfloat16 --encode-batch 4".split()
+    )
+    rows = [(r["regime"], r["precision"]) for r in out["rows"]]
+    assert rows == [(g, p) for g in ("finetune:1", "features") for p in ("float32", "bfloat16")]
+    assert all(r["train images/s"] > 0 and r["encode images/s"] > 0 for r in out["rows"])
+    assert "encode images/s" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown precision 'float16'"):
+        main(["--precisions", "float16", "--regimes", "features"])
