@@ -149,6 +149,29 @@ def test_collapsed_cells_are_flagged_in_the_table():
     assert "Collapsed codes" in render_markdown(df, "digits") and "16 of 16 bits constant" in render_markdown(df, "x")
 
 
+def test_derived_values_name_the_seeds_and_lengths_that_derived_them():
+    def cell(method, bits, seed, derived):
+        meta, scores = meta_for(method, bits, seed, 0.3)
+        meta["resolved_params"] = derived
+        return meta, scores
+
+    df = frame(
+        *[cell("uhga", b, s, {"sim_threshold": t}) for b in (16, 32) for s, t in ((0, 0.5685), (1, 0.5675))],
+        cell("usdh", 16, 0, {"k": 3}),
+        cell("usdh", 32, 0, {"k": 4}),
+        cell("usdh", 16, 1, {"k": 3}),
+        cell("usdh", 32, 1, {"k": 4}),
+        meta_for("lsh", 16, 0, 0.3),
+    )
+    text = " ".join(render_markdown(df, "digits").split())  # the bullet is wrapped to 100 characters
+    line = text[text.index("- Values derived") : text.index("32 bits).") + len("32 bits).")]
+    assert line.endswith(
+        "uhga: sim_threshold=0.5685 (seed 0), sim_threshold=0.5675 (seed 1); usdh: k=3 (seeds 0, 1; 16 bits), "
+        "k=4 (seeds 0, 1; 32 bits)."
+    )
+    assert "lsh" not in line
+
+
 def test_selection_newest_record_per_cell_variants_as_rows_newest_data():
     """run and tables share this rule: every configuration is its own row, the newest record of a cell
     wins, and records of an older copy of the data are left out (and said so)."""

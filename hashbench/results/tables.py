@@ -264,6 +264,27 @@ def pivot(df: pd.DataFrame, value: str = "map", fmt: str | None = None, spread: 
     return table
 
 
+def _derived_values(df: pd.DataFrame) -> str:
+    """The values fits derived from their training data (``resolved_params``), each with the seeds
+    (and, where it differs by length, the code lengths) of the cells that derived it:
+    ``uhga: sim_threshold=0.5685 (seed 0), sim_threshold=0.5675 (seed 1)``; "" if none."""
+    resolved = df[df["resolved_params"] != ""]
+    parts = []
+    for (method, variant), g in resolved.groupby(["method", "variant"], sort=False):
+        all_bits = set(g["n_bits"])
+        items = []
+        for value, h in g.groupby("resolved_params", sort=False):
+            seeds = sorted(set(h["seed"]))
+            where = ("seeds " if len(seeds) > 1 else "seed ") + ", ".join(map(str, seeds))
+            bits = sorted(set(h["n_bits"]))
+            if set(bits) != all_bits:
+                where += "; " + ", ".join(map(str, bits)) + " bits"
+            items.append((seeds[0], bits[0], f"{value} ({where})"))
+        label = f"{method} [{variant}]" if variant else method
+        parts.append(f"{label}: " + ", ".join(t for *_, t in sorted(items)))
+    return "; ".join(parts)
+
+
 def describe(df: pd.DataFrame) -> list[str]:
     """The lines stated under a table: protocol, split, metric convention, seeds, data source, flags."""
     lines = []
@@ -286,16 +307,9 @@ def describe(df: pd.DataFrame) -> list[str]:
     reps = ", ".join(sorted(df["representation"].unique()))
     tracks = ", ".join(sorted(df["track"].unique()))
     lines.append(f"- Input: representation {reps}; track {tracks}.")
-    resolved = df[df["resolved_params"] != ""].drop_duplicates(["method", "variant", "n_bits", "resolved_params"])
-    if len(resolved):
-        per = resolved.groupby(["method", "variant"], sort=False)["resolved_params"].agg(
-            lambda s: "; ".join(dict.fromkeys(s))
-        )
-        lines.append(
-            "- Values derived from the training features (not set by hand): "
-            + "; ".join(f"{m}{f' [{v}]' if v else ''}: {t}" for (m, v), t in per.items())
-            + "."
-        )
+    derived = _derived_values(df)
+    if derived:
+        lines.append("- Values derived from the training features (not set by hand): " + derived + ".")
     sources = sorted(s for s in df["dataset_source"].unique() if s)
     if sources:
         lines.append("- Data: " + "; ".join(sources) + ".")
