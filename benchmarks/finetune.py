@@ -14,7 +14,8 @@ regimes round by round so a change in machine load touches all of them alike:
 
 The inputs are random (throughput does not depend on the pixels); the networks carry the packaged
 ImageNet weights. Reported: training images per second (median over rounds) and the ratio to full
-fine-tuning. Issue target: ``finetune:1`` at least 15x ``finetune:all`` at 224 px.
+fine-tuning (in the first precision listed). Issue target: ``finetune:1`` at least 15x ``finetune:all``
+at 224 px.
 
 ``--encode-batch N`` also times encoding (eval mode, no gradient, N items a batch: what a cell pays
 once per database item after training). ``--precisions float32,bfloat16`` adds each regime under
@@ -73,7 +74,7 @@ def _optimizer(net, regime: str, lr: float, backbone_lr: float):
 
 
 def _precision(name: str):
-    """The context a forward runs in: nothing for float32, CPU/GPU autocast for bfloat16."""
+    """The context a forward runs in: nothing for float32, CPU autocast for bfloat16."""
     if name == "float32":
         return nullcontext()
     if name == "bfloat16":
